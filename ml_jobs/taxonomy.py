@@ -1,0 +1,114 @@
+"""herd's one label taxonomy, read from ``taxonomy.yaml`` beside this module.
+
+Everything in the kit that names a node label or taint takes it from here (Python) or from the same YAML file
+(Ansible), so a pool created by Pulumi, a server joined by Ansible and a run submitted by ``ml_jobs`` agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "GPU_RESOURCE",
+    "GPU_TAINT",
+    "LABELS",
+    "PREFIX",
+    "LabelKey",
+    "Taint",
+    "gpu_product_label_value",
+    "is_valid_label_value",
+    "is_valid_qualified_name",
+    "load",
+]
+
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class LabelKey:
+    """One node label of the taxonomy."""
+
+    name: str
+    key: str
+    values: tuple[str, ...] | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint of the taxonomy."""
+
+    key: str
+    value: str
+    effect: str
+
+    def as_toleration(self) -> dict[str, str]:
+        """The toleration a pod needs to land on a node with this taint."""
+        return {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.effect}
+
+    def as_node_taint(self) -> dict[str, str]:
+        """The taint as it appears in a Node's ``spec.taints`` or a kubeadm ``nodeRegistration``."""
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}"
+
+
+@cache
+def load() -> dict[str, Any]:
+    """The raw taxonomy document."""
+    text = resources.files("ml_jobs").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _labels() -> dict[str, LabelKey]:
+    doc = load()
+    return {
+        name: LabelKey(
+            name=name,
+            key=entry["key"],
+            values=tuple(entry["values"]) if "values" in entry else None,
+            description=" ".join(entry.get("description", "").split()),
+        )
+        for name, entry in doc["labels"].items()
+    }
+
+
+PREFIX: str = load()["prefix"]
+LABELS: dict[str, LabelKey] = _labels()
+GPU_TAINT = Taint(**{k: v for k, v in load()["taints"]["gpu"].items() if k != "description"})
+GPU_RESOURCE: str = load()["gpu_resource"]
+
+
+def gpu_product_label_value(product_name: str) -> str:
+    """Turn ``nvidia-smi --query-gpu=name`` output into the ``nvidia.com/gpu.product`` value GFD writes.
+
+    GFD replaces spaces with dashes; we also drop anything a label value may not hold and trim to 63 characters.
+
+    >>> gpu_product_label_value("NVIDIA H100 80GB HBM3")
+    'NVIDIA-H100-80GB-HBM3'
+    """
+    value = re.sub(r"\s+", "-", product_name.strip())
+    value = re.sub(r"[^-A-Za-z0-9_.]", "", value)[:63]
+    return value.strip("-_.")
+
+
+def is_valid_label_value(value: str) -> bool:
+    """Whether Kubernetes accepts ``value`` as a label value (≤ 63 characters, alphanumeric ends)."""
+    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+
+
+def is_valid_qualified_name(key: str) -> bool:
+    """Whether Kubernetes accepts ``key`` as a label or taint key: ``[prefix/]name``."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_NAME_PART.match(name))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's second command: install everything the tests use and run the whole suite, every tier.
+# Needs root for the booted test hosts (Debian packages, systemd-nspawn); without root those tests skip and say why.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== Debian packages for the test hosts"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $(grep -v '^#' scripts/apt-packages.txt) >/dev/null
+fi
+
+echo "== Python packages"
+scripts/setup.sh examples,infra,ops,dev
+
+if [ -x tests/playbooks/hosts/build-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
+    echo "== test-host image"
+    tests/playbooks/hosts/build-rootfs.sh
+fi
+
+echo "== lint"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+echo "== tests"
+exec .venv/bin/pytest "$@"
