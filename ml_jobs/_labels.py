@@ -1,0 +1,27 @@
+"""Labels and annotations ml_jobs puts on the objects it creates (not node labels: those are in taxonomy).
+
+The renderer writes them, the Kubernetes backend selects and reads by them, so both take them from here.
+"""
+
+from __future__ import annotations
+
+from ml_jobs.taxonomy import PREFIX
+
+# Labels (values must be valid label values: ≤ 63 characters, alphanumeric ends).
+EXPERIMENT = f"{PREFIX}/experiment"  # experiment name; selects every object and pod of a sweep
+REVISION = f"{PREFIX}/revision"  # "1", "2", ... when a changed spec is submitted under the same name
+OWNER = f"{PREFIX}/owner"  # who submitted, sanitised to a label value
+SPEC_HASH = f"{PREFIX}/spec-hash"  # short hash of the normalised spec: same spec => same hash
+COMPONENT = f"{PREFIX}/component"  # "sweep" (ConfigMap), "run" (Job/pods), "registry", "reader"
+MANAGED_BY = "app.kubernetes.io/managed-by"  # always "ml-jobs"
+
+# Annotations (free text, total size per object ≤ 256 KiB).
+IMAGE = f"{PREFIX}/image"
+SPEC = f"{PREFIX}/spec"  # the normalised spec as JSON, on the sweep ConfigMap
+RUNS = f"{PREFIX}/runs"  # number of runs in the sweep
+OBJECTIVE = f"{PREFIX}/objective"  # "metric:max" or "metric:min"
+
+# Set by the Job controller on every pod of an Indexed Job.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+MANAGER = "ml-jobs"
