@@ -1,6 +1,13 @@
-"""ml_jobs: describe an ML experiment once, run its sweep locally or on the herd cluster, read ranked results."""
+"""ml_jobs: describe an ML experiment once, run its sweep locally or on the herd cluster, read ranked results.
+
+The public names below are imported lazily (PEP 562), so ``import ml_jobs`` — and ``ml-jobs --help`` — does
+not pay for pydantic or YAML until a spec is actually read.
+"""
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from ml_jobs.errors import (
     ApiError,
@@ -8,16 +15,46 @@ from ml_jobs.errors import (
     ForbiddenError,
     HerdError,
     InvalidError,
+    ManifestError,
     NotFoundError,
     SpecError,
 )
 
+if TYPE_CHECKING:
+    from ml_jobs.render import Rendered, render, validate_schema
+    from ml_jobs.results import RunResult, read_results
+    from ml_jobs.spec import Experiment, load_spec
+
+_LAZY = {
+    "Experiment": "ml_jobs.spec",
+    "load_spec": "ml_jobs.spec",
+    "Rendered": "ml_jobs.render",
+    "render": "ml_jobs.render",
+    "validate_schema": "ml_jobs.render",
+    "RunResult": "ml_jobs.results",
+    "read_results": "ml_jobs.results",
+}
+
 __all__ = [
     "ApiError",
     "ConflictError",
+    "Experiment",
     "ForbiddenError",
     "HerdError",
     "InvalidError",
+    "ManifestError",
     "NotFoundError",
+    "Rendered",
+    "RunResult",
     "SpecError",
+    "load_spec",
+    "read_results",
+    "render",
+    "validate_schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ml_jobs' has no attribute {name!r}")

@@ -5,6 +5,8 @@ The renderer writes them, the Kubernetes backend selects and reads by them, so b
 
 from __future__ import annotations
 
+import re
+
 from ml_jobs.taxonomy import PREFIX
 
 # Labels (values must be valid label values: ≤ 63 characters, alphanumeric ends).
@@ -25,3 +27,19 @@ OBJECTIVE = f"{PREFIX}/objective"  # "metric:max" or "metric:min"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 MANAGER = "ml-jobs"
+
+# Added by the Kubernetes backend (ml_jobs.kube).
+SUBMISSION = f"{PREFIX}/submission"  # id of the submit call that created an object: a retried create knows its own
+STATE = f"{PREFIX}/state"  # on the registry ConfigMap: the latest revision's state (submitting, submitted, ...)
+JOB_NAME = "batch.kubernetes.io/job-name"  # set by the Job controller on every pod of a Job
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"  # per-index failures (backoffLimitPerIndex)
+
+
+def label_value(text: str) -> str:
+    """``text`` made into a valid label value: invalid characters become ``-``, at most 63, alphanumeric ends.
+
+    >>> label_value("Jane Doe <jane@example.com>")
+    'Jane-Doe-jane-example.com'
+    """
+    value = re.sub(r"[^-A-Za-z0-9_.]+", "-", text)[:63]
+    return value.strip("-_.")

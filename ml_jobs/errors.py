@@ -8,12 +8,19 @@ from __future__ import annotations
 
 __all__ = [
     "ApiError",
+    "ClusterConfigError",
     "ConflictError",
+    "ExperimentExistsError",
     "ForbiddenError",
     "HerdError",
     "InvalidError",
+    "ManifestError",
     "NotFoundError",
+    "ResultsError",
+    "ServerError",
     "SpecError",
+    "UnknownExperimentError",
+    "UnreachableError",
 ]
 
 
@@ -81,3 +88,56 @@ class ForbiddenError(ApiError):
 
 class InvalidError(ApiError):
     """422: the server refused the object; ``reason`` carries its message."""
+
+
+class ServerError(ApiError):
+    """5xx: the API server failed the request (after retries)."""
+
+
+class UnreachableError(ApiError):
+    """No answer: the API server could not be reached, or did not answer in time (after retries)."""
+
+
+class ClusterConfigError(HerdError):
+    """No usable cluster configuration: kubeconfig missing or broken, unknown context, not in a cluster."""
+
+
+class ExperimentExistsError(HerdError):
+    """An experiment of that name exists with a different spec; submitting it again needs a new revision.
+
+    Attributes:
+        experiment: the experiment's name.
+        namespace: where it lives.
+        revision: its latest revision.
+    """
+
+    def __init__(self, message: str, *, experiment: str, namespace: str, revision: int) -> None:
+        self.experiment = experiment
+        self.namespace = namespace
+        self.revision = revision
+        super().__init__(message)
+
+
+class UnknownExperimentError(HerdError):
+    """No experiment (or run) of that name in the namespace."""
+
+
+class ResultsError(HerdError):
+    """The results of an experiment could not be read."""
+
+
+class ManifestError(HerdError):
+    """A rendered Kubernetes object would be refused by the API server.
+
+    Attributes:
+        obj: the object, as ``Kind/name``.
+        field: the field path inside the object, e.g. ``metadata.labels.herd.dev/owner``.
+        problem: what is wrong with it.
+    """
+
+    def __init__(self, obj: str, field: str, problem: str) -> None:
+        self.obj = obj
+        self.field = field
+        self.problem = problem
+        where = f"{obj}: {field}" if field else obj
+        super().__init__(f"{where}: {problem}")
