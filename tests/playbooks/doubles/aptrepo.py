@@ -1,0 +1,294 @@
+"""Build the TEST-DOUBLE Debian packages and serve them as signed flat apt repositories.
+
+Kubernetes (kubeadm, kubelet, kubectl), the NVIDIA driver (nvidia-smi) and the NVIDIA container toolkit are on
+no registry reachable from here. The roles install them from their upstream apt repositories (pkgs.k8s.io,
+NVIDIA's CUDA and libnvidia-container repositories, all "flat" repositories signed with a key the role fetches
+into /etc/apt/keyrings). For the tests this module builds packages with the same names and versions whose
+programs are the doubles beside it, lays them out as three flat repositories signed with a GPG key generated for
+this test session, and serves them over HTTP on the test network. The inventory then points the roles' repository
+and key URLs here, and everything else — key download, sources file, apt update, pinned install, hold — runs the
+real way.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MAINTAINER = "herd tests <tests@herd.invalid>"
+COMMON = "herd-test-doubles-common"
+
+KUBELET_SERVICE = """\
+[Unit]
+Description=kubelet: The Kubernetes Node Agent (TEST DOUBLE)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# kubeadm's drop-in, as the real kubeadm package ships it.
+KUBEADM_DROPIN = """\
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
+--kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    description: str
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (content, mode)
+    depends: tuple[str, ...] = (COMMON,)
+
+
+@dataclass
+class Versions:
+    """The versions the doubles claim to be; the inventory pins the roles to the same ones."""
+
+    kubernetes: str = "1.33.4"
+    kubernetes_revision: str = "1.1"
+    nvidia_driver: str = "570.172.08-1"
+    nvidia_toolkit: str = "1.17.8-1"
+
+    @property
+    def kubernetes_minor(self) -> str:
+        return ".".join(self.kubernetes.split(".")[:2])
+
+
+def _script(name: str, version: str) -> tuple[str, int]:
+    return (HERE / name).read_text(encoding="utf-8").replace("@VERSION@", version), 0o755
+
+
+def packages(v: Versions) -> dict[str, list[Package]]:
+    """The three repositories' packages, by repository directory."""
+    k8s = f"{v.kubernetes}-{v.kubernetes_revision}"
+    common = Package(
+        COMMON,
+        "1.0",
+        "TEST DOUBLE support files for herd's tests (call log helpers)",
+        {"/usr/lib/herd-doubles/_double_common.py": ((HERE / "_double_common.py").read_text(), 0o644)},
+        depends=("python3",),
+    )
+    driver_upstream = v.nvidia_driver.split("-")[0]
+    return {
+        f"k8s/core:/stable:/v{v.kubernetes_minor}/deb": [
+            common,
+            Package(
+                "kubeadm",
+                k8s,
+                "TEST DOUBLE of kubeadm (parses and checks its configuration)",
+                {
+                    "/usr/bin/kubeadm": _script("kubeadm_double.py", v.kubernetes),
+                    "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": (KUBEADM_DROPIN, 0o644),
+                },
+                depends=(COMMON, "python3-yaml", "kubelet"),
+            ),
+            Package(
+                "kubelet",
+                k8s,
+                "TEST DOUBLE of kubelet (checks its config, runs no pods)",
+                {
+                    "/usr/bin/kubelet": _script("kubelet_double.py", v.kubernetes),
+                    "/usr/lib/systemd/system/kubelet.service": (KUBELET_SERVICE, 0o644),
+                },
+                depends=(COMMON, "python3-yaml"),
+            ),
+            Package(
+                "kubectl",
+                k8s,
+                "TEST DOUBLE of kubectl (node commands against a recorded pretend cluster)",
+                {"/usr/bin/kubectl": _script("kubectl_double.py", v.kubernetes)},
+            ),
+        ],
+        "nvidia/cuda/debian12/x86_64": [
+            common,
+            Package(
+                "cuda-drivers",
+                v.nvidia_driver,
+                "TEST DOUBLE of the NVIDIA driver (nvidia-smi only)",
+                {"/usr/bin/nvidia-smi": _script("nvidia_smi_double.py", driver_upstream)},
+            ),
+        ],
+        "nvidia/libnvidia-container/stable/deb/amd64": [
+            common,
+            Package(
+                "nvidia-container-toolkit",
+                v.nvidia_toolkit,
+                "TEST DOUBLE of the NVIDIA container toolkit",
+                {
+                    "/usr/bin/nvidia-container-runtime": _script(
+                        "nvidia_container_runtime_double.py", v.nvidia_toolkit
+                    ),
+                    "/usr/bin/nvidia-ctk": _script("nvidia_container_runtime_double.py", v.nvidia_toolkit),
+                },
+                depends=(
+                    COMMON,
+                    f"nvidia-container-toolkit-base (= {v.nvidia_toolkit})",
+                    f"libnvidia-container-tools (= {v.nvidia_toolkit})",
+                ),
+            ),
+            Package(
+                "nvidia-container-toolkit-base", v.nvidia_toolkit, "TEST DOUBLE (empty) of the toolkit's base"
+            ),
+            Package(
+                "libnvidia-container-tools",
+                v.nvidia_toolkit,
+                "TEST DOUBLE (empty) of libnvidia-container-tools",
+                depends=(COMMON, f"libnvidia-container1 (= {v.nvidia_toolkit})"),
+            ),
+            Package("libnvidia-container1", v.nvidia_toolkit, "TEST DOUBLE (empty) of libnvidia-container1"),
+        ],
+    }
+
+
+def build_deb(pkg: Package, out_dir: Path) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "DEBIAN").mkdir()
+        control = (
+            f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\nMaintainer: {MAINTAINER}\n"
+            f"Depends: {', '.join(pkg.depends)}\nSection: admin\nPriority: optional\n"
+            f"Description: {pkg.description}\n"
+        )
+        (root / "DEBIAN" / "control").write_text(control)
+        for path, (content, mode) in pkg.files.items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            target.chmod(mode)
+        deb = out_dir / f"{pkg.name}_{pkg.version}_all.deb"
+        subprocess.run(
+            ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
+            check=True,
+            capture_output=True,
+        )
+        return deb
+
+
+def _release(repo: Path) -> str:
+    lines = [
+        "Origin: herd test doubles\nLabel: herd test doubles\n",
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\n",
+        "SHA256:\n",
+    ]
+    for index in ("Packages", "Packages.gz"):
+        data = (repo / index).read_bytes()
+        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {index}\n")
+    return "".join(lines)
+
+
+class Signer:
+    """A throw-away GPG key, generated for this test session only."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._gpg("--quick-generate-key", "herd test doubles <doubles@herd.invalid>", "ed25519", "sign", "1d")
+        self.public_key = self._gpg("--armor", "--export").stdout
+
+    def _gpg(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                *args,
+            ],
+            input=stdin,
+            check=True,
+            capture_output=True,
+        )
+
+    def sign(self, release: Path) -> None:
+        self._gpg("--clearsign", "--output", str(release.parent / "InRelease"), str(release))
+        self._gpg("--armor", "--detach-sign", "--output", str(release.parent / "Release.gpg"), str(release))
+
+
+def build_repos(root: Path, versions: Versions) -> dict[str, str]:
+    """Build and sign every repository under ``root``; return repo directory by short name."""
+    signer = Signer(root / ".gnupg")
+    pool = root / ".pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for directory, pkgs in packages(versions).items():
+        repo = root / directory
+        repo.mkdir(parents=True, exist_ok=True)
+        stanzas = []
+        for pkg in pkgs:
+            deb = build_deb(pkg, repo)
+            fields = subprocess.run(
+                ["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True
+            ).stdout
+            data = deb.read_bytes()
+            stanzas.append(
+                f"{fields.rstrip()}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+                f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
+            )
+        (repo / "Packages").write_text("\n".join(stanzas))
+        (repo / "Packages.gz").write_bytes(gzip.compress((repo / "Packages").read_bytes(), mtime=0))
+        (repo / "Release").write_text(_release(repo))
+        signer.sign(repo / "Release")
+        (repo / "Release.key").write_bytes(signer.public_key)
+        names[directory.split("/")[0] if directory.startswith("k8s") else directory.split("/")[1]] = directory
+    return names
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class RepoServer:
+    """Serve ``root`` over HTTP on ``address:port`` (the test network's host side only) in a thread."""
+
+    def __init__(self, root: Path, address: str, port: int) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer((address, port), handler)
+        self.url = f"http://{address}:{port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> RepoServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+if __name__ == "__main__":  # build into a directory for a look by hand: python -m ... <dir>
+    import sys
+
+    print(build_repos(Path(sys.argv[1]), Versions()))
+    os.system(f"find {sys.argv[1]} -name '*.deb'")
