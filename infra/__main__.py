@@ -1,0 +1,94 @@
+"""herd's Pulumi program: wiring only. Each piece lives in its own module; config is read in infra/config.py.
+
+``pulumi up`` runs this file (``main: infra/`` in Pulumi.yaml). Tests and ``herd-plan`` import :func:`define` and
+run it under Pulumi's mocks with a stack's config.
+"""
+
+# Pulumi's Python host runs this file by path (runpy), which puts infra/ itself, not the repository root, on
+# sys.path; the absolute `infra.` imports below need the root. An installed herd (scripts/setup.sh does
+# `pip install -e .`) already provides it; these lines make a bare checkout work too.
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pulumi  # noqa: E402
+import pulumi_kubernetes as k8s  # noqa: E402
+
+from infra import config  # noqa: E402
+from infra.addons.autoscaler import ClusterAutoscaler  # noqa: E402
+from infra.addons.cni import cni_for  # noqa: E402
+from infra.addons.gpu import NvidiaDevicePlugin  # noqa: E402
+from infra.addons.priority import PriorityClasses  # noqa: E402
+from infra.addons.storage import NfsStorage  # noqa: E402
+from infra.addons.system import SYSTEM_NAMESPACE, system_namespace  # noqa: E402
+from infra.addons.teams import TeamNamespace  # noqa: E402
+from infra.burst_pool import BurstNodePool, KubeadmControlPlane  # noqa: E402
+from infra.join import BootstrapToken  # noqa: E402
+from infra.network import Network  # noqa: E402
+
+
+def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
+    """Declare every resource of the stack described by ``cfg`` and export its outputs.
+
+    Args:
+        cfg: the validated stack config.
+        now: the clock (Unix seconds) the join token's rotation epoch is computed from; the real time if None.
+    """
+    cluster = k8s.Provider("onprem-cluster", context=cfg.kube_context or None, enable_server_side_apply=True)
+    in_cluster = pulumi.ResourceOptions(providers=[cluster])
+
+    network = Network("burst", cfg)
+    token = BootstrapToken("join", cfg, cluster, now=now)
+
+    cni = cni_for(cfg, in_cluster)
+    after_cni = pulumi.ResourceOptions(providers=[cluster], depends_on=list(cni.ready))
+    system = system_namespace(after_cni)
+    after_system = pulumi.ResourceOptions(providers=[cluster], depends_on=[system, *cni.ready])
+
+    PriorityClasses("priorities", in_cluster)
+    NvidiaDevicePlugin("gpu", cfg, after_cni)
+    storage = NfsStorage("results", cfg, SYSTEM_NAMESPACE, after_system)
+    for team in cfg.teams:
+        TeamNamespace(f"team-{team.name}", cfg, team, storage.storage_class, after_cni)
+
+    control_plane = KubeadmControlPlane(cfg.control_plane_endpoint, cfg.control_plane_ca_cert_hash)
+    pools = [
+        BurstNodePool(
+            f"pool-{pool.name}",
+            cfg,
+            pool,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.node_security_group_id,
+            control_plane=control_plane,
+            credential=token,
+            join_ready=[token.secret, token.parameter, *cni.ready],
+        )
+        for pool in cfg.pools
+    ]
+    if pools:
+        ClusterAutoscaler(
+            "autoscaler",
+            cfg,
+            SYSTEM_NAMESPACE,
+            pulumi.ResourceOptions(providers=[cluster], depends_on=[system, *(p.group for p in pools)]),
+        )
+
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("nodeSecurityGroupId", network.node_security_group_id)
+    pulumi.export("vpnRouterSettings", network.router_settings())
+    pulumi.export("joinTokenParameter", token.parameter_name)
+    pulumi.export("joinTokenExpiresAt", token.expires_at.isoformat())
+    pulumi.export("burstPools", {p.asg_name: pool.name for p, pool in zip(pools, cfg.pools, strict=True)})
+
+
+if __name__ == "__main__":
+    try:
+        stack_config = config.from_pulumi()
+    except config.ConfigError as e:
+        # One line naming the key, no traceback: the CLI shows this and stops before anything is created.
+        raise pulumi.RunError(str(e)) from None
+    define(stack_config)

@@ -1,0 +1,35 @@
+"""The upstream Helm charts herd installs, pinned. Change a version here only together with its value-key list
+under tests/infra/chart_values/ (read from that version's values.yaml), so the values test keeps meaning
+something."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CALICO", "CHARTS", "CLUSTER_AUTOSCALER", "NFS_PROVISIONER", "NVIDIA_DEVICE_PLUGIN", "Chart"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart at a pinned version in its upstream repository."""
+
+    name: str
+    version: str
+    repo: str
+
+    @property
+    def key(self) -> str:
+        """``<name>-<version>``: the name of its value-key list under tests/infra/chart_values/."""
+        return f"{self.name}-{self.version}"
+
+
+CALICO = Chart("tigera-operator", "v3.30.3", "https://docs.tigera.io/calico/charts")
+NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.0", "https://nvidia.github.io/k8s-device-plugin")
+NFS_PROVISIONER = Chart(
+    "nfs-subdir-external-provisioner",
+    "4.0.18",
+    "https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner/",
+)
+CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.38.0", "https://kubernetes.github.io/autoscaler")
+
+CHARTS = (CALICO, NVIDIA_DEVICE_PLUGIN, NFS_PROVISIONER, CLUSTER_AUTOSCALER)

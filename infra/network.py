@@ -1,0 +1,223 @@
+"""The burst VPC: private subnets across AZs behind NAT, the nodes' security group, and the VPN to on-prem.
+
+Burst nodes live only in private subnets. They reach the on-prem control plane, nodes and NAS over a site-to-site
+IPsec VPN (static routes to the on-prem CIDRs, no BGP needed on the router), and the internet (packages, images)
+through NAT. Nothing is reachable from the internet: the security group admits traffic only from the VPC and the
+on-prem ranges, SSH only from on-prem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import StackConfig
+
+__all__ = ["NODE_INGRESS", "Network", "NodePort"]
+
+
+@dataclass(frozen=True)
+class NodePort:
+    """One ingress rule of the burst nodes' security group."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    why: str
+    onprem_only: bool = False
+
+
+# What must reach a burst node, and from where. Everything else is refused; egress is open (the nodes initiate
+# connections to the API server, registries and the NAS).
+NODE_INGRESS: tuple[NodePort, ...] = (
+    NodePort("tcp", 10250, 10250, "kubelet API: logs, exec, metrics from the control plane"),
+    NodePort("udp", 4789, 4789, "Calico VXLAN between nodes on both sides of the VPN"),
+    NodePort("tcp", 5473, 5473, "Calico Typha, when the operator runs it"),
+    NodePort("icmp", -1, -1, "path-MTU discovery across the tunnel (fragmentation-needed)"),
+    NodePort("tcp", 22, 22, "SSH for the operator, from on-prem only", onprem_only=True),
+)
+
+
+class Network(pulumi.ComponentResource):
+    """VPC, subnets, NAT, VPN and the node security group.
+
+    Attributes:
+        vpc_id: the VPC.
+        private_subnet_ids: one private subnet per AZ, where burst nodes run.
+        node_security_group_id: the security group every burst node gets.
+        vpn_connection: the site-to-site VPN connection (its tunnel details are exported as secrets).
+    """
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("herd:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"herd.dev/cluster": cfg.cluster_name}
+        vpc_net = ipaddress.ip_network(cfg.vpc_cidr)
+
+        azs = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self)).names
+        azs = azs[: cfg.availability_zones]
+        if len(azs) < cfg.availability_zones:
+            raise pulumi.RunError(
+                f"herd:availabilityZones: {cfg.aws_region} has {len(azs)} available zones, "
+                f"fewer than {cfg.availability_zones}"
+            )
+        # Private (node) subnets take the first /20s of a /16 (scaled with the VPC); public (NAT) ones the last.
+        private_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 4))[: len(azs)]
+        public_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 8))[-len(azs) :]
+
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=cfg.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={**tags, "Name": f"{cfg.cluster_name}-burst"},
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags=tags, opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=self.vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={**tags, "Name": f"{cfg.cluster_name}-public"},
+            opts=child,
+        )
+
+        # VPN first: the private route tables send on-prem traffic to its gateway.
+        self.vpn_gateway = aws.ec2.VpnGateway(
+            f"{name}-vgw", vpc_id=self.vpc.id, tags={**tags, "Name": f"{cfg.cluster_name}-vgw"}, opts=child
+        )
+        customer_gateway = aws.ec2.CustomerGateway(
+            f"{name}-onprem-router",
+            bgp_asn=str(cfg.onprem_bgp_asn),
+            ip_address=cfg.onprem_vpn_public_ip,
+            type="ipsec.1",
+            tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
+            opts=child,
+        )
+        self.vpn_connection = aws.ec2.VpnConnection(
+            f"{name}-vpn",
+            customer_gateway_id=customer_gateway.id,
+            vpn_gateway_id=self.vpn_gateway.id,
+            type="ipsec.1",
+            static_routes_only=True,
+            tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
+            opts=child,
+        )
+        for i, cidr in enumerate(cfg.onprem_cidrs):
+            aws.ec2.VpnConnectionRoute(
+                f"{name}-vpn-route-{i}",
+                vpn_connection_id=self.vpn_connection.id,
+                destination_cidr_block=cidr,
+                opts=child,
+            )
+
+        nat_ids: list[pulumi.Output[str]] = []
+        self.private_subnets: list[aws.ec2.Subnet] = []
+        for i, az in enumerate(azs):
+            public = aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(public_nets[i]),
+                availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags={**tags, "Name": f"{cfg.cluster_name}-public-{az}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            )
+            if i == 0 or cfg.nat_per_az:
+                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags=tags, opts=child)
+                nat = aws.ec2.NatGateway(
+                    f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public.id, tags=tags, opts=child
+                )
+                nat_ids.append(nat.id)
+            private = aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(private_nets[i]),
+                availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
+                opts=child,
+            )
+            private_rt = aws.ec2.RouteTable(
+                f"{name}-private-{i}",
+                vpc_id=self.vpc.id,
+                routes=[
+                    aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat_ids[-1]),
+                    *(
+                        aws.ec2.RouteTableRouteArgs(cidr_block=cidr, gateway_id=self.vpn_gateway.id)
+                        for cidr in cfg.onprem_cidrs
+                    ),
+                ],
+                tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
+            )
+            self.private_subnets.append(private)
+
+        internal = [cfg.vpc_cidr, *cfg.onprem_cidrs]
+        self.node_security_group = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=self.vpc.id,
+            description=f"herd burst nodes of {cfg.cluster_name}: cluster traffic from the VPC and on-prem only",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol=rule.protocol,
+                    from_port=rule.from_port,
+                    to_port=rule.to_port,
+                    cidr_blocks=list(cfg.onprem_cidrs) if rule.onprem_only else internal,
+                    description=rule.why,
+                )
+                for rule in NODE_INGRESS
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"], description="all outbound"
+                )
+            ],
+            tags={**tags, "Name": f"{cfg.cluster_name}-nodes"},
+            opts=child,
+        )
+
+        self.vpc_id = self.vpc.id
+        self.private_subnet_ids = [s.id for s in self.private_subnets]
+        self.node_security_group_id = self.node_security_group.id
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "privateSubnetIds": self.private_subnet_ids,
+                "nodeSecurityGroupId": self.node_security_group_id,
+            }
+        )
+
+    def router_settings(self) -> pulumi.Output[dict]:
+        """What the on-prem router needs for both tunnels, as one secret (it holds the pre-shared keys)."""
+        c = self.vpn_connection
+        return pulumi.Output.secret(
+            pulumi.Output.all(
+                c.tunnel1_address,
+                c.tunnel1_preshared_key,
+                c.tunnel1_cgw_inside_address,
+                c.tunnel1_vgw_inside_address,
+                c.tunnel2_address,
+                c.tunnel2_preshared_key,
+                c.tunnel2_cgw_inside_address,
+                c.tunnel2_vgw_inside_address,
+                self.vpc.cidr_block,
+            ).apply(
+                lambda v: {
+                    "tunnels": [
+                        {"outsideAddress": v[0], "presharedKey": v[1], "insideCustomer": v[2], "insideAws": v[3]},
+                        {"outsideAddress": v[4], "presharedKey": v[5], "insideCustomer": v[6], "insideAws": v[7]},
+                    ],
+                    "routeToAws": v[8],
+                }
+            )
+        )

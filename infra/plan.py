@@ -1,0 +1,417 @@
+"""``herd-plan``: the offline plan. Runs the Pulumi program under Pulumi's mocks with a stack file and prints every
+resource it would declare as a tree, with the properties that matter; no cloud account, cluster or Pulumi CLI.
+
+What it proves: the config validates; the program runs to completion for that stack; which resources, with which
+inputs, it declares (names, CIDRs, tags, user-data, chart values, Kubernetes objects). What it cannot: anything a
+provider decides (AWS accepting the requests, IDs, computed attributes such as VPN tunnel addresses, Helm
+rendering the charts), and anything at runtime (nodes joining, pods scheduling). Mock values stand in for those.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import string
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import pulumi
+import typer
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+from infra import config
+
+__all__ = ["Plan", "PlanMocks", "PlannedResource", "load_stack_file", "main", "render", "run_plan"]
+
+_ACCOUNT = "123456789012"
+
+
+@dataclass
+class PlannedResource:
+    """One resource the program declared: its type token, name, inputs (camelCase) and place in the tree."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    custom: bool
+    secret_paths: set[str] = field(default_factory=set)
+    urn: str = ""
+    parent: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The short type name: ``Vpc`` for ``aws:ec2/vpc:Vpc``."""
+        return self.type.rsplit(":", 1)[-1]
+
+
+@dataclass
+class Plan:
+    """What a stack would create: resources in declaration order, and stack outputs as (value, is_secret)."""
+
+    resources: list[PlannedResource]
+    outputs: dict[str, tuple[Any, bool]] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        """The resources of one type."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str) -> PlannedResource:
+        """The resource of this type and name."""
+        matches = [r for r in self.resources if r.type == type_token and r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources {type_token} named {name}")
+        return matches[0]
+
+
+def _random_string(inputs: Mapping[str, Any]) -> str:
+    """A fresh random string honouring a random resource's inputs (generated at run time, never stored)."""
+    alphabet = ""
+    if inputs.get("lower", True):
+        alphabet += string.ascii_lowercase
+    if inputs.get("upper", True):
+        alphabet += string.ascii_uppercase
+    if inputs.get("numeric", inputs.get("number", True)):
+        alphabet += string.digits
+    if inputs.get("special", True):
+        alphabet += "!@#$%&*()-_=+[]{}<>:?"
+    return "".join(secrets.choice(alphabet) for _ in range(int(inputs["length"])))
+
+
+def _plain(value: Any, path: str, secret_paths: set[str]) -> Any:
+    """Inputs as plain data: secret wrappers unwrapped (their paths remembered), integral floats back to ints
+    (the mock engine's wire format has only floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            secret_paths.add(path)
+            return _plain(value.get("value"), path, secret_paths)
+        return {k: _plain(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{path}[{n}]", secret_paths) for n, v in enumerate(value)]
+    return value
+
+
+class PlanMocks(Mocks):
+    """Pulumi mocks that record every resource and answer the program's invokes (AZs, AMI lookups) offline.
+
+    Computed attributes get placeholder values in the documentation ranges; secrets (random results, VPN
+    pre-shared keys, access keys) are generated fresh on each run.
+    """
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.resources: dict[tuple[str, str], PlannedResource] = {}
+        self._lock = threading.Lock()
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        secret_paths: set[str] = set()
+        inputs = _plain(dict(args.inputs), "", secret_paths)
+        with self._lock:
+            self.resources[(args.typ, args.name)] = PlannedResource(
+                args.typ, args.name, inputs, args.custom, secret_paths
+            )
+        state = dict(inputs)
+        arn_base = f"arn:aws:{{svc}}:{self.region}:{_ACCOUNT}:"
+        t = args.typ
+        if t in ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword"):
+            state["result"] = _random_string(inputs)
+        elif t == "aws:ec2/vpnConnection:VpnConnection":
+            for n, base in ((1, 1), (2, 2)):
+                state[f"tunnel{n}Address"] = f"198.51.100.{base}"
+                state[f"tunnel{n}PresharedKey"] = _random_string({"length": 32, "special": False})
+                state[f"tunnel{n}CgwInsideAddress"] = f"169.254.{10 + n}.2"
+                state[f"tunnel{n}VgwInsideAddress"] = f"169.254.{10 + n}.1"
+        elif t == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+        elif t == "aws:ssm/parameter:Parameter":
+            state["arn"] = arn_base.format(svc="ssm") + f"parameter{inputs.get('name', '/' + args.name)}"
+        elif t in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:iam/user:User"):
+            state.setdefault("name", args.name)
+            kind = t.rsplit(":", 1)[-1].lower().replace("instanceprofile", "instance-profile")
+            state["arn"] = f"arn:aws:iam::{_ACCOUNT}:{kind}/{state['name']}"
+        elif t == "aws:iam/accessKey:AccessKey":
+            state["secret"] = _random_string({"length": 40, "special": False})
+        return (f"{args.name}-id" if args.custom else None), state
+
+    def call(self, args: MockCallArgs) -> dict:  # type: ignore[override] - a bare dict means "no failures"
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abc"]
+            return {"id": self.region, "names": names, "zoneIds": [f"mock-az{i}" for i in range(3)]}
+        if args.token == "aws:ssm/getParameter:getParameter":
+            name = args.args["name"]
+            ami = "ami-0" + hashlib.sha256(name.encode()).hexdigest()[:16]
+            return {
+                "id": name,
+                "name": name,
+                "type": "String",
+                "value": ami,
+                "insecureValue": ami,
+                "version": 1,
+                "arn": f"arn:aws:ssm:{self.region}::parameter{name}",
+            }
+        return {}
+
+
+class _RecordingMonitor(MockMonitor):
+    """The mock engine, also remembering each resource's URN and parent (for the tree)."""
+
+    def __init__(self, mocks: PlanMocks) -> None:
+        super().__init__(mocks)
+        self.plan_mocks = mocks
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        rec = self.plan_mocks.resources.get((request.type, request.name))
+        if rec is not None:
+            rec.urn, rec.parent = response.urn, request.parent
+        return response
+
+
+def load_stack_file(path: Path) -> dict[str, Any]:
+    """The ``config`` mapping of a stack file (``Pulumi.<stack>.yaml``)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise config.ConfigError(str(path), f"cannot read stack file: {e}") from None
+    values = doc.get("config") or {}
+    if not isinstance(values, dict):
+        raise config.ConfigError(f"{path}: config", "must be a mapping of keys to values")
+    for key, value in values.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raise config.ConfigError(key, "is encrypted (secure:); the offline plan cannot decrypt it")
+    return values
+
+
+def _as_cli_value(value: Any) -> str:
+    """How the Pulumi CLI hands a config value to the program: strings as-is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def run_plan(
+    values: Mapping[str, Any],
+    *,
+    project_file: Path = config.PROJECT_FILE,
+    now: float | None = None,
+    stack: str = "plan",
+) -> Plan:
+    """Run the program under mocks for the stack config ``values`` (full keys to values).
+
+    Raises:
+        config.ConfigError: the config is invalid (nothing is declared then).
+    """
+    config.load(values, project_file)  # refuse bad config before any resource is declared
+    region = str(values[config.REGION_KEY])
+    mocks = PlanMocks(region)
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    settings.set_root_resource(None)  # type: ignore[arg-type] - a fresh root stack for every plan
+    pulumi.runtime.set_mocks(
+        mocks, project=config.PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks)
+    )
+    pulumi.runtime.set_all_config({k: _as_cli_value(v) for k, v in values.items()})
+    from infra.__main__ import define
+
+    outputs: dict[str, tuple[Any, bool]] = {}
+
+    async def program() -> None:
+        define(config.from_pulumi(project_file), now=now)
+        root = settings.get_root_resource()
+        for name, value in root.outputs.items():  # type: ignore[union-attr]
+            out = pulumi.Output.from_input(value)
+            outputs[name] = (await out.future(), await out.is_secret())
+
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(program))
+    return Plan(resources=list(mocks.resources.values()), outputs=outputs)
+
+
+# ------------------------------------------------------------------------------------------------------ render
+
+SECRET = "[secret]"
+
+
+def _cidrs(rule: Mapping[str, Any]) -> str:
+    return ",".join(rule.get("cidrBlocks") or [])
+
+
+def _port(rule: Mapping[str, Any]) -> str:
+    lo, hi = rule.get("fromPort"), rule.get("toPort")
+    if rule.get("protocol") in ("-1", "icmp"):
+        return str(rule["protocol"]).replace("-1", "all")
+    return f"{rule['protocol']}/{lo}" if lo == hi else f"{rule['protocol']}/{lo}-{hi}"
+
+
+def _route_target(route: Mapping[str, Any]) -> str:
+    if route.get("natGatewayId"):
+        return "NAT"
+    return "VPN" if "vgw" in str(route.get("gatewayId")) else "IGW"
+
+
+def _launch_template(i: Mapping[str, Any]) -> str:
+    ebs = i["blockDeviceMappings"][0]["ebs"]
+    meta = i["metadataOptions"]
+    return (
+        f"image {i['imageId']}, IMDSv2 {meta['httpTokens']} (hop limit {meta['httpPutResponseHopLimit']}), "
+        f"root {ebs['volumeSize']} GiB {ebs['volumeType']} encrypted={ebs['encrypted']}, "
+        f"user-data {len(base64.b64decode(i['userData']))} bytes"
+    )
+
+
+def _group(i: Mapping[str, Any]) -> str:
+    policy = i["mixedInstancesPolicy"]
+    types = "/".join(o["instanceType"] for o in policy["launchTemplate"]["overrides"])
+    spot = policy["instancesDistribution"]["onDemandPercentageAboveBaseCapacity"] == 0
+    templates = sum(1 for t in i["tags"] if "/node-template/" in t["key"])
+    return (
+        f"{i['name']}: {i['minSize']}..{i['maxSize']} x {types}, {'spot' if spot else 'on-demand'}, "
+        f"{templates} node-template tags"
+    )
+
+
+def _summary(r: PlannedResource) -> str:
+    i = r.inputs
+    meta = i.get("metadata") or {}
+    where = f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name", ""))
+    summaries: dict[str, Callable[[], str]] = {
+        "Vpc": lambda: i["cidrBlock"],
+        "Subnet": lambda: f"{i['cidrBlock']} in {i['availabilityZone']}",
+        "RouteTable": lambda: ", ".join(f"{rt['cidrBlock']}→{_route_target(rt)}" for rt in i.get("routes", [])),
+        "CustomerGateway": lambda: f"{i['ipAddress']} (ASN {i['bgpAsn']})",
+        "VpnConnection": lambda: "IPsec, static routes" if i.get("staticRoutesOnly") else "IPsec, BGP",
+        "VpnConnectionRoute": lambda: f"→ {i['destinationCidrBlock']}",
+        "SecurityGroup": lambda: "in: " + "; ".join(f"{_port(g)} from {_cidrs(g)}" for g in i.get("ingress", [])),
+        "LaunchTemplate": lambda: _launch_template(i),
+        "Group": lambda: _group(i),
+        "Parameter": lambda: f"{i['name']} ({i['type']}) = {SECRET}",
+        "RandomString": lambda: f"length {i['length']}, keepers {i.get('keepers')}",
+        "RandomPassword": lambda: f"length {i['length']}, keepers {i.get('keepers')} = {SECRET}",
+        "RolePolicy": lambda: ", ".join(
+            a
+            for s in json.loads(i["policy"])["Statement"]
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        ),
+        "UserPolicy": lambda: f"{len(json.loads(i['policy'])['Statement'])} statements",
+        "AccessKey": lambda: f"secret = {SECRET}",
+        "Release": lambda: (
+            f"{i['chart']} {i['version']} → {i['namespace']}, values: {', '.join(sorted(i.get('values', {})))}"
+        ),
+        "Namespace": lambda: (
+            f"{where} (pod security {meta.get('labels', {}).get('pod-security.kubernetes.io/enforce')})"
+        ),
+        "ResourceQuota": lambda: f"{where}: " + ", ".join(f"{k}={v}" for k, v in i["spec"]["hard"].items()),
+        "LimitRange": lambda: (
+            f"{where}: default {i['spec']['limits'][0]['default']}, max {i['spec']['limits'][0]['max']}"
+        ),
+        "Role": lambda: (
+            f"{where}: {len(i.get('rules', []))} rules"
+            if r.type.startswith("kubernetes:")
+            else i.get("description", "")
+        ),
+        "RoleBinding": lambda: f"{where} → " + ", ".join(s["name"] for s in i.get("subjects", [])),
+        "PersistentVolumeClaim": lambda: (
+            f"{where}: {','.join(i['spec']['accessModes'])} {i['spec']['resources']['requests']['storage']} "
+            f"from {i['spec']['storageClassName']}"
+        ),
+        "StorageClass": lambda: (
+            f"{where}: {i['provisioner']}, reclaim {i['reclaimPolicy']}, path {i['parameters']['pathPattern']}"
+        ),
+        "PriorityClass": lambda: f"{where}: {i['value']}, preemption {i['preemptionPolicy']}",
+        "Secret": lambda: (
+            f"{meta.get('namespace')}/{meta.get('name')} ({i.get('type')}): keys "
+            + ", ".join(sorted(i.get("stringData", {})))
+            + f" = {SECRET}"
+        ),
+        "Provider": lambda: f"context {i.get('context') or '(current)'}" if r.type.endswith("kubernetes") else "",
+    }
+    fn = summaries.get(r.kind)
+    if fn is None:
+        return ""
+    try:
+        return fn()
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
+def render(plan: Plan) -> Any:
+    """The plan as a rich Tree: components with their children, each resource with the properties that matter."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]stack[/] ({len([r for r in plan.resources if r.custom])} resources)")
+    nodes: dict[str, Any] = {}
+    for r in plan.resources:
+        parent = nodes.get(r.parent, tree)
+        detail = _summary(r)
+        label = f"[bold]{r.kind}[/] {escape(r.name)}" if not r.custom else f"{r.kind} [cyan]{escape(r.name)}[/]"
+        if detail:
+            label += f"  [dim]{escape(detail)}[/]"
+        nodes[r.urn] = parent.add(label)
+    return tree
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``herd-plan``."""
+    app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0] if __doc__ else None)
+
+    @app.command()
+    def plan(
+        stack_file: Annotated[Path, typer.Argument(help="A stack file, e.g. Pulumi.example.yaml.")],
+        project: Annotated[
+            Path | None, typer.Option(help="The project file (default: Pulumi.yaml beside the stack file).")
+        ] = None,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Print the plan as JSON instead of a tree.")
+        ] = False,
+    ) -> None:
+        from rich.console import Console
+
+        project_file = project or (stack_file.parent / "Pulumi.yaml")
+        if not project_file.exists():
+            project_file = config.PROJECT_FILE
+        err = Console(stderr=True)
+        try:
+            result = run_plan(load_stack_file(stack_file), project_file=project_file)
+        except config.ConfigError as e:
+            if os.environ.get("HERD_DEBUG"):
+                raise
+            err.print(f"herd-plan: {stack_file}: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        if json_out:
+            doc = {
+                "resources": [{"type": r.type, "name": r.name, "summary": _summary(r)} for r in result.resources],
+                "outputs": {k: (SECRET if s else v) for k, (v, s) in result.outputs.items()},
+            }
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        out = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
+        custom = [r for r in result.resources if r.custom]
+        out.print(
+            f"herd-plan: {stack_file} → {len(custom)} resources in {len(result.resources) - len(custom)} "
+            "components (offline, under Pulumi mocks: nothing was sent to AWS or a cluster)"
+        )
+        out.print(render(result))
+        out.print("[bold]outputs[/]")
+        for name, (value, is_secret) in result.outputs.items():
+            shown = SECRET if is_secret else json.dumps(value)
+            out.print(f"  {name} = {shown}", markup=False)
+
+    app(args=argv, prog_name="herd-plan", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()
