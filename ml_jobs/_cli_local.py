@@ -1,9 +1,162 @@
-"""``ml-jobs`` commands: local."""
+"""``ml-jobs`` commands that need no cluster: validate, sweep, render, run --local.
+
+Heavy modules (pydantic, rich tables, kubernetes-validate) are imported inside the commands, so that
+``ml-jobs --help`` stays instant.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from ml_jobs.errors import HerdError
+
+SpecArg = Annotated[Path, typer.Argument(help="The experiment spec (YAML).", show_default=False)]
+EXIT_RUNS_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("validate")(validate)
+    app.command("sweep")(sweep)
+    app.command("render")(render)
+    app.command("run")(run)
+
+
+def validate(spec: SpecArg) -> None:
+    """Check a spec, and the objects it renders to against Kubernetes 1.33-1.37; print a one-line summary."""
+    from ml_jobs.render import KUBERNETES_VERSIONS, render, validate_schema
+    from ml_jobs.spec import load_spec
+
+    exp = load_spec(spec)
+    rendered = render(exp)
+    validate_schema(rendered.objects)
+    print(
+        f"{spec}: valid: {exp.name}, {exp.runs} run(s), spec hash {exp.spec_hash()}; "
+        f"{len(rendered.objects)} objects pass Kubernetes {KUBERNETES_VERSIONS[0]}-{KUBERNETES_VERSIONS[-1]} "
+        "schemas"
+    )
+
+
+def sweep(
+    spec: SpecArg,
+    index: Annotated[int | None, typer.Option("--index", "-i", help="Show only this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run, one per line.")] = False,
+) -> None:
+    """List the runs of a spec's sweep with their parameters (what each pod will compute from its index)."""
+    import json
+
+    from ml_jobs import layout
+    from ml_jobs.spec import load_spec
+
+    exp = load_spec(spec)
+    if index is not None and not 0 <= index < exp.runs:
+        raise HerdError(f"{spec}: --index {index}: the sweep has runs 0..{exp.runs - 1}")
+    indices = range(exp.runs) if index is None else [index]
+    if as_json:
+        for i in indices:
+            print(json.dumps({"index": i, "run": layout.run_name(i), "params": exp.sweep.params(i)}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{exp.name}: {exp.runs} run(s)", header_style="bold")
+    table.add_column("run")
+    names = exp.sweep.names()
+    for name in names:
+        table.add_column(name, justify="right")
+    for i in indices:
+        params = exp.sweep.params(i)
+        table.add_row(layout.run_name(i), *(str(params[n]) for n in names))
+    Console().print(table)
+
+
+def render(
+    spec: SpecArg,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Set metadata.namespace.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner label (default: your login name).")] = None,
+    revision: Annotated[int, typer.Option(min=1, help="Render revision N (Job <name>-r<N>).")] = 1,
+    check_schema: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Check against Kubernetes 1.33-1.37 schemas.")
+    ] = True,
+) -> None:
+    """Print the Kubernetes objects of a spec as YAML, like `kubectl create --dry-run=client -o yaml`."""
+    from ml_jobs.render import render as render_spec
+    from ml_jobs.render import validate_schema
+    from ml_jobs.spec import load_spec
+
+    rendered = render_spec(load_spec(spec), namespace=namespace, owner=owner, revision=revision)
+    if check_schema:
+        validate_schema(rendered.objects)
+    sys.stdout.write(rendered.to_yaml())
+
+
+def run(
+    spec: SpecArg,
+    *,
+    local: Annotated[bool, typer.Option("--local", help="Run here, as local processes.")] = False,
+    results_dir: Annotated[
+        Path, typer.Option("--results-dir", "-o", help="Results root on this machine (stands in for the volume).")
+    ] = Path("runs"),
+    parallelism: Annotated[
+        int | None, typer.Option("--parallelism", "-p", min=1, help="At most this many runs at once.")
+    ] = None,
+    ignore_gpus: Annotated[
+        bool, typer.Option("--ignore-gpus", help="Run GPU runs without GPUs (a smoke test of the code path).")
+    ] = False,
+    grace: Annotated[float, typer.Option(help="Seconds runs get to exit after Ctrl-C before SIGKILL.")] = 10.0,
+    top: Annotated[int | None, typer.Option(help="Show only the best N runs in the final table.")] = None,
+) -> None:
+    """Run a sweep on this machine: bounded by the declared resources, retried like the cluster, resumable.
+
+    Per run: <results-dir>/<experiment>/run-NNNNN/ holds params.json, metrics.json, what the run wrote, and
+    logs/attempt-N.log. Running the same spec again keeps the runs that succeeded. Exit status: 0 when every
+    run succeeded, 1 when some failed, 130 when stopped by Ctrl-C.
+    """
+    if not local:
+        raise HerdError("ml-jobs run: add --local to run here; `ml-jobs submit SPEC` sends a sweep to the cluster")
+    from rich.console import Console
+
+    from ml_jobs.local import SUCCEEDED, run_local
+    from ml_jobs.results import results_table
+    from ml_jobs.spec import load_spec
+
+    exp = load_spec(spec)
+    console = Console()
+    if not console.is_terminal:  # logs and CI: rich would assume 80 columns and squeeze the table
+        console.width = max(console.width, 140)
+    report = run_local(
+        exp,
+        results_dir=results_dir,
+        parallelism=parallelism,
+        ignore_gpus=ignore_gpus,
+        grace_seconds=grace,
+        console=console,
+    )
+    states = {i: r.state for i, r in report.runs.items()}
+    table = results_table(report.results, exp.objective, states=states, title=f"{exp.name}: ranked", limit=top)
+    console.print(table)
+    succeeded = sum(1 for r in report.runs.values() if r.state == SUCCEEDED)
+    where = report.plan.experiment_dir
+    line = f"{succeeded} succeeded, {len(report.failed)} failed of {exp.runs} in {report.seconds:.1f}s → {where}/"
+    if report.interrupted:
+        line += f" — stopped ({report.stopped_by}); run the same command again to resume"
+    console.print(line, highlight=False)
+    for index in report.failed[:5]:
+        attempts = report.runs[index].attempts
+        console.print(f"[red]✗[/] log: {where}/{_run_name(index)}/logs/attempt-{attempts}.log", highlight=False)
+    if report.stopped_by in ("SIGINT", "SIGTERM"):
+        raise typer.Exit(EXIT_INTERRUPTED if report.stopped_by == "SIGINT" else EXIT_TERMINATED)
+    if not report.ok:
+        raise typer.Exit(EXIT_RUNS_FAILED)
+
+
+def _run_name(index: int) -> str:
+    from ml_jobs import layout
+
+    return layout.run_name(index)

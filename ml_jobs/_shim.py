@@ -165,7 +165,7 @@ def run_environment(definition: dict[str, Any], index: int, root: str, attempt: 
 def _write_json(path: str, doc: Any) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
+        json.dump(doc, f, indent=2)  # key order kept: parameters in the sweep's order
         f.write("\n")
     os.replace(tmp, path)
 
