@@ -1,9 +1,346 @@
-"""``ml-jobs`` commands: cluster."""
+"""``ml-jobs`` commands: cluster (submit, status, logs, cancel, ls, results).
+
+The cluster is chosen the way kubectl chooses it: ``--kubeconfig`` / ``$KUBECONFIG`` / ``~/.kube/config``, its
+current context or ``--context``, the context's namespace or ``--namespace``; inside a pod, the service account.
+The ``kubernetes`` client and ``ml_jobs.kube`` are imported inside the commands so ``ml-jobs --help`` stays
+instant.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def register(app: typer.Typer) -> None:
+    from ml_jobs.kube import Api, SweepStatus
+
+Context = Annotated[
+    str | None, typer.Option("--context", help="kubeconfig context to use (default: its current context).")
+]
+Namespace = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="namespace (default: the context's, else 'default').")
+]
+Kubeconfig = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).", metavar="PATH"
+    ),
+]
+Revision = Annotated[int | None, typer.Option("--revision", "-r", help="revision (default: the latest).")]
+ResultsPath = Annotated[
+    str | None,
+    typer.Option(
+        "--results-path",
+        help="where the results volume is mounted on this machine (default: $ML_JOBS_RESULTS_PATH).",
+        metavar="PATH",
+    ),
+]
+
+_STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "running": "yellow",
+    "retrying": "magenta",
+    "pending": "dim",
+    "cancelled": "dim red",
+}
+_ORDER = {"running": 0, "retrying": 1, "failed": 2, "pending": 3, "cancelled": 4, "succeeded": 5}
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Api:
+    from ml_jobs.kube import connect
+
+    return connect(kubeconfig=kubeconfig, context=context, namespace=namespace)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    from ml_jobs.kube.status import STATES
+
+    ordered = [s for s in STATES if counts.get(s)] + sorted(set(counts) - set(STATES))
+    return ", ".join(f"[{_STATE_STYLE.get(s, '')}]{counts[s]} {s}[/]" for s in ordered) or "no runs"
+
+
+def _mounted_metrics(status: SweepStatus, results_path: str | None) -> dict[int, dict[str, float]]:
+    """Latest metrics per run from a mounted results volume (file reads only, no API requests)."""
+    import os
+
+    from ml_jobs import layout, results
+
+    root = results_path or os.environ.get("ML_JOBS_RESULTS_PATH")
+    if not root:
+        return {}
+    exp_dir = layout.experiment_dir_name(status.experiment, status.revision)
+    if not (Path(root) / exp_dir).is_dir():
+        return {}
+    return {r.index: r.metrics for r in results.read_results(root, exp_dir) if r.metrics}
+
+
+def _status_view(status: SweepStatus, *, limit: int | None, metrics: dict[int, dict[str, float]]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from ml_jobs.results import format_number
+
+    now = dt.datetime.now(dt.UTC)
+    metric = (status.objective or {}).get("metric")
+    head = Text.from_markup(
+        f"[bold]{status.experiment}[/] revision {status.revision} · Job {status.job}"
+        f" · namespace {status.namespace} · {status.job_state}\n"
+        f"{len(status.runs)} runs: {_counts_text(status.counts)}"
+    )
+    parts: list[Any] = [head]
+    if status.causes:
+        why = Table.grid(padding=(0, 1))
+        why.add_column(justify="right", style="bold")
+        why.add_column()
+        for cause in status.causes:
+            why.add_row(f"{cause.runs} {'run' if cause.runs == 1 else 'runs'}", cause.text)
+        parts += [Text("why pending:", style="bold"), why]
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for col, justify in [
+        ("run", "left"),
+        ("state", "left"),
+        ("attempts", "right"),
+        ("node", "left"),
+        ("duration", "right"),
+        ("exit", "right"),
+    ]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    if metric:
+        table.add_column(metric, justify="right")
+    rows = sorted(status.runs, key=lambda r: (_ORDER.get(r.state, 9), r.index))
+    shown = rows if limit is None else rows[:limit]
+    from ml_jobs import layout
+
+    for r in sorted(shown, key=lambda r: r.index):
+        value = (metrics.get(r.index) or r.metrics or {}).get(metric) if metric else None
+        exit_text = "" if r.exit_code is None else str(r.exit_code)
+        if r.reason and r.reason not in {"Completed", "Error"}:
+            exit_text = f"{exit_text} {r.reason}".strip()
+        row = [
+            layout.run_name(r.index),
+            f"[{_STATE_STYLE.get(r.state, '')}]{r.state}[/]",
+            str(r.attempts or ""),
+            r.node or "",
+            _duration(r.duration(now)),
+            exit_text,
+        ]
+        if metric:
+            row.append(format_number(value))
+        table.add_row(*row)
+    parts.append(table)
+    if limit is not None and len(rows) > limit:
+        parts.append(Text(f"… {len(rows) - limit} more runs (--all to list every run)", style="dim"))
+    return Group(*parts)
+
+
+def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function per command
     """Add this module's commands to ``app``."""
+
+    @app.command()
+    def submit(
+        spec: Annotated[Path, typer.Argument(help="the experiment spec (YAML).", metavar="SPEC")],
+        *,
+        new_revision: Annotated[
+            bool,
+            typer.Option(
+                "--new-revision", help="submit a changed spec under an existing name as its next revision."
+            ),
+        ] = False,
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Submit the sweep to the cluster: one ConfigMap and one Indexed Job, recorded in the registry.
+
+        Submitting the same spec again creates nothing and says so; a changed spec under an existing name is
+        refused unless --new-revision is given.
+        """
+        from ml_jobs.kube import submit as do_submit
+        from ml_jobs.spec import load_spec
+
+        exp = load_spec(spec)
+        with _connect(kubeconfig, context, namespace) as api:
+            result = do_submit(api, exp, new_revision=new_revision)
+        console = _console()
+        console.print(result.message)
+        if result.created:
+            console.print(f"watch it:  ml-jobs status {result.experiment} -n {result.namespace} --watch")
+
+    @app.command()
+    def status(
+        experiment: Annotated[str, typer.Argument(help="experiment name.")],
+        *,
+        revision: Revision = None,
+        watch: Annotated[bool, typer.Option("--watch", "-w", help="keep updating until the sweep ends.")] = False,
+        interval: Annotated[float, typer.Option(help="seconds between updates with --watch.")] = 2.0,
+        show_all: Annotated[bool, typer.Option("--all", "-a", help="list every run (default: 30).")] = False,
+        results_path: ResultsPath = None,
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Per-run state, node, attempts, duration and metric; for pending runs, why they are pending.
+
+        Costs the same few API requests for 10 runs or 10,000: the Job, one label-selected pod list, and the
+        namespace's events only while runs are pending.
+        """
+        from rich.live import Live
+
+        from ml_jobs.kube import sweep_status
+
+        limit = None if show_all else 30
+        console = _console()
+        with _connect(kubeconfig, context, namespace) as api:
+            current = sweep_status(api, experiment, revision=revision)
+            view = _status_view(current, limit=limit, metrics=_mounted_metrics(current, results_path))
+            if not watch or current.finished:
+                console.print(view)
+                return
+            try:
+                with Live(view, console=console, refresh_per_second=4) as live:
+                    while not current.finished:
+                        time.sleep(interval)
+                        current = sweep_status(api, experiment, revision=revision)
+                        metrics = _mounted_metrics(current, results_path)
+                        live.update(_status_view(current, limit=limit, metrics=metrics))
+            except KeyboardInterrupt:
+                console.print("stopped watching; the sweep goes on")
+
+    @app.command()
+    def logs(
+        experiment: Annotated[str, typer.Argument(help="experiment name.")],
+        run: Annotated[str, typer.Argument(help="run index (3) or name (run-00003).")],
+        *,
+        follow: Annotated[bool, typer.Option("--follow", "-f", help="stream the log as it grows.")] = False,
+        tail: Annotated[int | None, typer.Option(help="only the last N lines.")] = None,
+        revision: Revision = None,
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Print the log of one run (its latest attempt)."""
+        from ml_jobs.kube import run_logs
+
+        with _connect(kubeconfig, context, namespace) as api:
+            try:
+                for line in run_logs(api, experiment, run, follow=follow, revision=revision, tail=tail):
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                pass
+
+    @app.command()
+    def cancel(
+        experiment: Annotated[str, typer.Argument(help="experiment name.")],
+        *,
+        revision: Revision = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation.")] = False,
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Cancel a sweep: record each run's state, delete the Job; running runs get SIGTERM, then SIGKILL."""
+        from ml_jobs.kube import cancel as do_cancel
+
+        with _connect(kubeconfig, context, namespace) as api:
+            if not yes:
+                typer.confirm(f"cancel experiment {experiment} in namespace {api.namespace}?", abort=True)
+            result = do_cancel(api, experiment, revision=revision)
+        _console().print(result.explain())
+
+    @app.command(name="ls")
+    def list_(
+        *,
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Experiments in the namespace (also those whose Job is gone) with their runs counted by state."""
+        from rich.table import Table
+
+        from ml_jobs.kube import list_experiments
+
+        with _connect(kubeconfig, context, namespace) as api:
+            found = list_experiments(api)
+            ns = api.namespace
+        console = _console()
+        if not found:
+            console.print(f"no experiments in namespace {ns}")
+            return
+        table = Table(header_style="bold", box=None, pad_edge=False, title=f"experiments in {ns}")
+        for col in ("experiment", "rev", "state", "runs", "by state", "submitted", "by"):
+            table.add_column(col)
+        for e in found:
+            table.add_row(
+                e.experiment,
+                str(e.revision),
+                e.state,
+                str(e.runs),
+                _counts_text(e.counts),
+                e.submitted_at,
+                e.submitted_by,
+            )
+        console.print(table)
+
+    @app.command()
+    def results(
+        experiment: Annotated[str, typer.Argument(help="experiment name.")],
+        *,
+        revision: Revision = None,
+        results_path: ResultsPath = None,
+        csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of the table.")] = False,
+        plot: Annotated[
+            Path | None,
+            typer.Option("--plot", help="also write a PNG of the metric against each parameter.", metavar="PNG"),
+        ] = None,
+        limit: Annotated[int | None, typer.Option(help="show only the best N runs.")] = None,
+        reader_image: Annotated[
+            str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
+        ] = "busybox:1.37.0",
+        context: Context = None,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+    ) -> None:
+        """Every run's metrics ranked by the objective, from the mounted results volume or a reader pod.
+
+        With the volume mounted here (--results-path, $ML_JOBS_RESULTS_PATH) the files are read directly;
+        otherwise a short-lived pod mounts the same claim read-only, prints them, and is deleted.
+        """
+        from ml_jobs.kube import plot as do_plot
+        from ml_jobs.kube import read_results, to_csv
+
+        with _connect(kubeconfig, context, namespace) as api:
+            found = read_results(
+                api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
+            )
+        if csv:
+            sys.stdout.write(to_csv(found))
+        else:
+            _console().print(found.table(limit=limit))
+        if plot is not None:
+            written = do_plot(found, plot)
+            print(f"wrote {written}", file=sys.stderr)

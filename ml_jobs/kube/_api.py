@@ -1,0 +1,280 @@
+"""The one place the Kubernetes backend talks to the API server.
+
+Every call goes through :meth:`Api._call`, which
+
+- answers in plain dicts, exactly as the server sent them (camelCase JSON): the status and "why pending" logic
+  reads API objects, not client models, and skipping model deserialisation keeps a 10,000-pod list fast;
+- retries what is safe to retry — a 5xx, 429 or a timeout — a bounded number of times with backoff. A create is
+  retried too: names are deterministic, so a create whose first answer was lost meets 409 and the caller
+  reconciles (see ``submit``), never a duplicate;
+- turns ``ApiException`` and transport errors into the ``ml_jobs.errors`` family with ``raise ... from e``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ml_jobs.errors import (
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
+)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+# resource -> (API attribute, method suffix, group for messages)
+_RESOURCES: dict[str, tuple[str, str, str]] = {
+    "configmaps": ("core", "config_map", ""),
+    "pods": ("core", "pod", ""),
+    "events": ("core", "event", ""),
+    "jobs": ("batch", "job", "batch"),
+}
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_FOLLOW_TIMEOUT = 24 * 3600.0  # a followed log may stay quiet for a long time
+
+
+def _server_message(body: str | bytes | None) -> tuple[str, str, list[dict[str, Any]]]:
+    """(reason, message, causes) of a ``Status`` body, or the raw text when it is not one."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return "", "", []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "", body.strip()[:500], []
+    if not isinstance(doc, dict):
+        return "", str(doc)[:500], []
+    causes = (doc.get("details") or {}).get("causes") or []
+    return str(doc.get("reason") or ""), str(doc.get("message") or ""), causes
+
+
+def _where(resource: str, name: str | None, namespace: str) -> str:
+    what = f"{resource.rstrip('s')} {name!r}" if name else resource
+    return f"{what} in namespace {namespace!r}"
+
+
+def map_api_exception(e: Any, *, verb: str, resource: str, namespace: str, name: str | None = None) -> ApiError:
+    """Turn a ``kubernetes.client.ApiException`` into the matching ``ApiError`` subclass, one line long."""
+    status = int(e.status) if e.status else None
+    reason, message, causes = _server_message(e.body)
+    kw = {
+        "status": status,
+        "verb": verb,
+        "resource": resource,
+        "namespace": namespace,
+        "reason": message or reason,
+    }
+    where = _where(resource, name, namespace)
+    if status == 403:
+        return ForbiddenError(
+            f"forbidden: you may not {verb} {resource} in namespace {namespace!r}"
+            + (f" ({message})" if message else ""),
+            **kw,
+        )
+    if status == 404:
+        return NotFoundError(f"not found: {where}", **kw)
+    if status == 409:
+        return ConflictError(
+            f"conflict: {where}: {message or reason or 'already exists or changed meanwhile'}", **kw
+        )
+    if status == 422:
+        detail = "; ".join(f"{c.get('field', '')}: {c.get('message', '')}".strip(": ") for c in causes)
+        return InvalidError(f"invalid: the server refused to {verb} {where}: {message or detail}", **kw)
+    if status is not None and status >= 500:
+        return ServerError(f"the API server failed to {verb} {where}: {status} {message or reason}".rstrip(), **kw)
+    return ApiError(f"cannot {verb} {where}: {status} {message or reason}".rstrip(), **kw)
+
+
+class Api:
+    """A namespaced handle on the API server, speaking plain dicts.
+
+    Args:
+        configuration: a ``kubernetes.client.Configuration`` (see :func:`ml_jobs.kube.connect`).
+        namespace: the namespace every call works in.
+        timeout: seconds to wait for any one answer.
+        attempts: tries per call for transient failures (5xx, 429, timeouts, refused connections).
+        backoff: seconds before the first retry; doubles each time.
+        sleep: how to wait between tries (tests pass a no-op).
+    """
+
+    def __init__(
+        self,
+        configuration: Any,
+        namespace: str,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from kubernetes import client
+
+        self.namespace = namespace
+        self.host = str(configuration.host)
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self._sleep = sleep
+        self._client = client.ApiClient(configuration)
+        self._apis = {"core": client.CoreV1Api(self._client), "batch": client.BatchV1Api(self._client)}
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def _method(self, verb: str, resource: str) -> Callable[..., Any]:
+        api, suffix, _ = _RESOURCES[resource]
+        prefix = {"get": "read", "log": "read"}.get(verb, verb)
+        name = f"{prefix}_namespaced_{suffix}" + ("_log" if verb == "log" else "")
+        return getattr(self._apis[api], name)
+
+    def _call(
+        self,
+        verb: str,
+        resource: str,
+        *args: Any,
+        name: str | None = None,
+        stream: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call the API with retries on transient failures; return the decoded JSON (or the raw response)."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        method = self._method(verb, resource)
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = method(
+                    *args,
+                    _preload_content=False,
+                    _request_timeout=timeout if timeout is not None else self.timeout,
+                    **kwargs,
+                )
+                if stream:
+                    return response
+                data = response.data
+                return json.loads(data) if data else {}
+            except ApiException as e:
+                if e.status in _TRANSIENT_STATUS and attempt < self.attempts:
+                    self._sleep(delay)
+                    delay *= 2
+                    continue
+                error = map_api_exception(e, verb=verb, resource=resource, namespace=self.namespace, name=name)
+                if attempt > 1:
+                    error.args = (f"{error} (after {attempt} attempts)",)
+                raise error from e
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                if attempt < self.attempts:
+                    self._sleep(delay)
+                    delay *= 2
+                    continue
+                # NewConnectionError subclasses ConnectTimeoutError in urllib3 2: a refusal is not a timeout.
+                timed_out = isinstance(e, (urllib3.exceptions.TimeoutError, TimeoutError)) and not isinstance(
+                    e, urllib3.exceptions.NewConnectionError
+                )
+                what = (
+                    f"no answer within {timeout or self.timeout:g}s"
+                    if timed_out
+                    else f"cannot connect ({type(e).__name__})"
+                )
+                raise UnreachableError(
+                    f"API server {self.host}: {what} to {verb} {_where(resource, name, self.namespace)} "
+                    f"(after {attempt} attempts)",
+                    verb=verb,
+                    resource=resource,
+                    namespace=self.namespace,
+                    reason=str(e),
+                ) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---------------------------------------------------------------------------------------- operations
+    def get(self, resource: str, name: str) -> dict[str, Any]:
+        """Read one object. Raises ``NotFoundError`` when it does not exist."""
+        return self._call("get", resource, name, self.namespace, name=name)
+
+    def get_or_none(self, resource: str, name: str) -> dict[str, Any] | None:
+        """Read one object, or ``None`` when it does not exist."""
+        try:
+            return self.get(resource, name)
+        except NotFoundError:
+            return None
+
+    def list(
+        self, resource: str, *, label_selector: str | None = None, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """List objects in one request (no chunking, so the request count never depends on how many match)."""
+        kwargs = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
+        return list(self._call("list", resource, self.namespace, **kwargs).get("items") or [])
+
+    def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object; ``ConflictError`` if one of that name exists."""
+        name = body.get("metadata", {}).get("name")
+        return self._call("create", resource, self.namespace, body, name=name)
+
+    def patch(self, resource: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch (RFC 7386): ``None`` deletes a key; ``metadata.resourceVersion`` is a precondition."""
+        return self._call("patch", resource, name, self.namespace, patch, name=name, _content_type=MERGE_PATCH)
+
+    def delete(self, resource: str, name: str, *, propagation: str = "Background") -> bool:
+        """Delete an object and (by default) let the garbage collector remove its dependents.
+
+        Returns ``False`` when it was already gone: deleting is idempotent.
+        """
+        from kubernetes import client
+
+        try:
+            self._call(
+                "delete",
+                resource,
+                name,
+                self.namespace,
+                name=name,
+                body=client.V1DeleteOptions(propagation_policy=propagation),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    def log(self, pod: str, *, follow: bool = False, tail_lines: int | None = None) -> Iterator[str]:
+        """Lines of a pod's log; with ``follow`` the stream stays open until the container ends."""
+        kwargs: dict[str, Any] = {"follow": follow}
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        response = self._call(
+            "log",
+            "pods",
+            pod,
+            self.namespace,
+            name=pod,
+            stream=True,
+            timeout=_FOLLOW_TIMEOUT if follow else None,
+            **kwargs,
+        )
+        try:
+            pending = b""
+            for chunk in response.stream(4096, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        finally:
+            response.release_conn()

@@ -1,0 +1,323 @@
+"""Submit a sweep: its registry entry, its sweep ConfigMap and its Indexed Job — all of them, or none.
+
+Order, and why:
+
+1. Read the registry (one GET). The same spec as the latest revision means the sweep exists: say so and create
+   nothing. A changed spec under the name is refused unless a new revision is asked for.
+2. Write the revision into the registry as ``submitting`` — the intent, recorded first, so that a submit killed
+   outright (``kill -9``, a lost laptop) is recognised and *resumed* by the next identical submit.
+3. Create the sweep ConfigMap, then the Job (last: nothing runs before everything it needs exists).
+4. Make the ConfigMap a dependent of the Job (``ownerReferences``), so the Job's TTL removes both together.
+5. Mark the revision ``submitted``.
+
+A failure or Ctrl-C in steps 2 to 5 rolls back what *this call* created, in reverse, with further Ctrl-C held off
+until the rollback is done. Transient errors (5xx, timeouts) are retried by the API layer; since names are
+deterministic, a create whose first answer was lost meets 409 on retry, and the object is recognised as this
+call's own by its ``herd.dev/submission`` annotation — never duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import getpass
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ml_jobs import _labels as L
+from ml_jobs.errors import ConflictError, ExperimentExistsError, HerdError
+from ml_jobs.kube import registry
+
+if TYPE_CHECKING:
+    from ml_jobs.kube._api import Api
+
+
+@dataclass
+class SubmitResult:
+    """What ``submit`` did."""
+
+    experiment: str
+    namespace: str
+    revision: int
+    job: str
+    runs: int
+    created: bool  # False: an identical sweep existed and nothing was created
+    resumed: bool = False  # a previously interrupted submit of this spec was completed
+    message: str = ""
+    objects: list[str] = field(default_factory=list)  # "kind/name" created by this call
+
+
+@dataclass
+class _Made:
+    """What this call created, for rollback."""
+
+    registry_created: bool = False
+    revision_added: registry.Revision | None = None
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (resource, name), creation order
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[list[int]]:
+    """Hold off SIGINT while a rollback runs; a Ctrl-C meanwhile is re-raised afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stamp(obj: dict[str, Any], submission: str, spec_hash: str) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    meta = obj.setdefault("metadata", {})
+    meta.setdefault("labels", {}).setdefault(L.SPEC_HASH, spec_hash)
+    meta.setdefault("annotations", {})[L.SUBMISSION] = submission
+    return obj
+
+
+def _create_or_adopt(
+    api: Api, resource: str, body: dict[str, Any], submission: str
+) -> tuple[dict[str, Any], bool]:
+    """Create ``body``; on 409 decide whether what exists is ours. Returns (object, created by this call)."""
+    name = body["metadata"]["name"]
+    try:
+        return api.create(resource, body), True
+    except ConflictError:
+        existing = api.get(resource, name)
+    meta = existing.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(L.SUBMISSION) == submission:
+        return existing, True  # our own create went through; its answer was lost and the retry met 409
+    want = body["metadata"]["labels"].get(L.SPEC_HASH)
+    if (meta.get("labels") or {}).get(L.SPEC_HASH) == want:
+        return existing, False  # left by an interrupted submit of the same spec: adopt it
+    raise ConflictError(
+        f"conflict: {resource.rstrip('s')} {name!r} already exists in namespace {api.namespace!r} and was not "
+        f"made from this spec (spec hash {(meta.get('labels') or {}).get(L.SPEC_HASH)!r}, this one {want!r}); "
+        "delete it or rename the experiment",
+        status=409,
+        verb="create",
+        resource=resource,
+        namespace=api.namespace,
+    )
+
+
+def _spec_doc(exp: Any) -> dict[str, Any]:
+    return exp.to_dict()
+
+
+def submit(
+    api: Api,
+    exp: Any,
+    *,
+    new_revision: bool = False,
+    owner: str | None = None,
+    render: Callable[..., Any] | None = None,
+) -> SubmitResult:
+    """Submit experiment ``exp`` (an ``ml_jobs.spec.Experiment``) to ``api.namespace``.
+
+    Args:
+        api: the namespaced API handle.
+        exp: the experiment.
+        new_revision: submit a changed (or the same) spec under an existing name as the next revision.
+        owner: who submits (default: the local user name); recorded and put on the objects.
+        render: the renderer (default ``ml_jobs.render.render``).
+
+    Raises:
+        ExperimentExistsError: the name exists with a different spec and ``new_revision`` is not set.
+        ApiError: the API refused or failed; anything this call created has been removed again.
+    """
+    if render is None:
+        from ml_jobs.render import render
+    owner = owner or getpass.getuser()
+    spec_hash = exp.spec_hash()
+    record = registry.read(api, exp.name)
+    latest = record.latest() if record else None
+    resume: registry.Revision | None = None
+    if latest is not None and not new_revision:
+        if latest.spec_hash == spec_hash and latest.state != registry.SUBMITTING:
+            return SubmitResult(
+                exp.name,
+                api.namespace,
+                latest.revision,
+                latest.job,
+                latest.runs,
+                created=False,
+                message=(
+                    f"experiment {exp.name} revision {latest.revision} (Job {latest.job}) was already submitted "
+                    f"with this spec at {latest.submitted_at} by {latest.submitted_by}; nothing created"
+                ),
+            )
+        if latest.spec_hash == spec_hash:
+            resume = latest
+        else:
+            raise ExperimentExistsError(
+                f"experiment {exp.name!r} already exists in namespace {api.namespace!r} with a different spec "
+                f"(revision {latest.revision}, spec hash {latest.spec_hash}, this spec {spec_hash}); "
+                f"rename it, or pass --new-revision to run it as revision {latest.revision + 1}",
+                experiment=exp.name,
+                namespace=api.namespace,
+                revision=latest.revision,
+            )
+    if latest is not None and new_revision and latest.state == registry.SUBMITTING:
+        raise HerdError(
+            f"revision {latest.revision} of {exp.name!r} was interrupted while being submitted; submit its spec "
+            f"again to finish it, or `ml-jobs cancel {exp.name}` to clear it, before adding a revision"
+        )
+
+    revision = resume.revision if resume else (latest.revision + 1 if latest else 1)
+    submission = resume.submission if resume else uuid.uuid4().hex[:16]
+    rendered = render(exp, namespace=api.namespace, owner=owner, revision=revision)
+    config_map = _stamp(rendered.config_map, submission, spec_hash)
+    job = _stamp(rendered.job, submission, spec_hash)
+    job_name = job["metadata"]["name"]
+
+    made = _Made()
+    try:
+        if resume is None:
+            record, made.registry_created = _record_intent(
+                api,
+                exp,
+                record=record,
+                revision=revision,
+                job_name=job_name,
+                config_map_name=config_map["metadata"]["name"],
+                spec_hash=spec_hash,
+                owner=owner,
+                submission=submission,
+            )
+            made.revision_added = record.get(revision)
+        assert record is not None
+
+        _, cm_created = _create_or_adopt(api, "configmaps", config_map, submission)
+        if cm_created:
+            made.objects.append(("configmaps", config_map["metadata"]["name"]))
+        job_obj, job_created = _create_or_adopt(api, "jobs", job, submission)
+        if job_created:
+            made.objects.append(("jobs", job_name))
+        job_meta = job_obj["metadata"]
+        owner_ref = {"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_meta["uid"]}
+        api.patch("configmaps", config_map["metadata"]["name"], {"metadata": {"ownerReferences": [owner_ref]}})
+
+        _mark_submitted(api, record, revision, job_meta["uid"])
+    except BaseException as e:
+        _rollback(api, exp.name, made, e)
+        raise
+
+    verb = "resumed an interrupted submit and created" if resume else "created"
+    runs = exp.sweep.size()
+    return SubmitResult(
+        exp.name,
+        api.namespace,
+        revision,
+        job_name,
+        runs,
+        created=True,
+        resumed=resume is not None,
+        message=f"{verb} experiment {exp.name} revision {revision}: Job {job_name} with {runs} runs",
+        objects=[f"{res}/{name}" for res, name in made.objects],
+    )
+
+
+def _record_intent(
+    api: Api,
+    exp: Any,
+    *,
+    record: registry.Record | None,
+    revision: int,
+    job_name: str,
+    config_map_name: str,
+    spec_hash: str,
+    owner: str,
+    submission: str,
+) -> tuple[registry.Record, bool]:
+    """Write the new revision into the registry as ``submitting``. Returns (record, registry created)."""
+    entry = registry.Revision(
+        revision=revision,
+        job=job_name,
+        spec_hash=spec_hash,
+        state=registry.SUBMITTING,
+        runs=exp.sweep.size(),
+        image=exp.image,
+        objective={"metric": exp.objective.metric, "goal": exp.objective.goal} if exp.objective else {},
+        submitted_at=_now(),
+        submitted_by=owner,
+        submission=submission,
+        config_map=config_map_name,
+        params=list(exp.sweep.names()),
+    )
+    rows = [{"index": i, "params": exp.sweep.params(i)} for i in range(entry.runs)]
+    try:
+        if record is None:
+            return registry.create(api, exp.name, entry, _spec_doc(exp), rows), True
+        updated = registry.update(
+            api, record, [*record.revisions, entry], specs={revision: _spec_doc(exp)}, runs={revision: rows}
+        )
+        return updated, False
+    except ConflictError:
+        # Either our own write went through and only its answer was lost (a retry then meets 409), or another
+        # client wrote meanwhile. Our submission id tells which.
+        current = registry.read(api, exp.name)
+        mine = current.get(revision) if current is not None else None
+        if current is not None and mine is not None and mine.submission == submission:
+            return current, record is None
+        raise
+
+
+def _mark_submitted(api: Api, record: registry.Record, revision: int, job_uid: str) -> None:
+    """submitting -> submitted (a lost answer is recognised on retry, as above)."""
+    entry = record.get(revision)
+    assert entry is not None
+    done = registry.Revision.from_json({**entry.__dict__, "state": registry.SUBMITTED, "job_uid": job_uid})
+    try:
+        registry.update(api, record, [done if r.revision == revision else r for r in record.revisions])
+    except ConflictError:
+        current = registry.read(api, record.experiment)
+        now = current.get(revision) if current is not None else None
+        if now is None or now.submission != entry.submission or now.state != registry.SUBMITTED:
+            raise
+
+
+def _rollback(api: Api, experiment: str, made: _Made, cause: BaseException) -> None:
+    """Remove what this submit created, newest first; note on ``cause`` anything that could not be removed."""
+    left: list[str] = []
+    with _ctrl_c_deferred():
+        for resource, name in reversed(made.objects):
+            try:
+                api.delete(resource, name, propagation="Background")
+            except HerdError as e:
+                left.append(f"{resource.rstrip('s')} {name} ({e})")
+        try:
+            if made.registry_created:
+                registry.delete(api, experiment)
+            elif made.revision_added is not None:
+                record = registry.read(api, experiment)
+                if record is not None:
+                    rev = made.revision_added.revision
+                    registry.update(
+                        api,
+                        record,
+                        [r for r in record.revisions if r.revision != rev],
+                        specs={rev: None},
+                        runs={rev: None},
+                    )
+        except HerdError as e:
+            left.append(f"registry entry ({e})")
+    if left and isinstance(cause, HerdError):
+        cause.args = (
+            f"{cause}; could not roll back: {', '.join(left)} — submit again to finish, "
+            f"or `ml-jobs cancel {experiment}` to clear",
+        )

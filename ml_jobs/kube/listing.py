@@ -1,0 +1,74 @@
+"""``ls``: every experiment in the namespace with its runs counted by state, in three requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ml_jobs import _labels as L
+from ml_jobs.kube import registry
+from ml_jobs.kube.status import CONTROLLER_UID, compute_runs, job_state, runs_from_record
+
+if TYPE_CHECKING:
+    from ml_jobs.kube._api import Api
+
+
+@dataclass
+class ExperimentSummary:
+    """One line of ``ls``."""
+
+    experiment: str
+    revision: int
+    job: str
+    state: str
+    runs: int
+    counts: dict[str, int]
+    submitted_at: str
+    submitted_by: str
+    image: str
+
+
+def list_experiments(api: Api) -> list[ExperimentSummary]:
+    """Experiments in the namespace, latest revision each: registry list + Job list + pod list (3 requests)."""
+    from collections import Counter
+
+    records = registry.read_all(api)
+    if not records:
+        return []
+    jobs = {j["metadata"]["name"]: j for j in api.list("jobs", label_selector=f"{L.MANAGED_BY}={L.MANAGER}")}
+    pods_by_job: dict[str, list[dict]] = {}
+    for pod in api.list("pods", label_selector=L.EXPERIMENT):
+        uid = (pod["metadata"].get("labels") or {}).get(CONTROLLER_UID)
+        if uid:
+            pods_by_job.setdefault(uid, []).append(pod)
+    out = []
+    for record in records:
+        rev = record.latest()
+        if rev is None:
+            continue
+        job = jobs.get(rev.job)
+        if job is not None and rev.job_uid and job["metadata"].get("uid") != rev.job_uid:
+            job = None
+        if job is not None:
+            state, _ = job_state(job)
+            runs = compute_runs(job, pods_by_job.get(job["metadata"]["uid"], []), rev.runs)
+            counts = dict(Counter(r.state for r in runs))
+        else:
+            state = rev.outcome or ("gone" if rev.state == registry.SUBMITTED else rev.state)
+            counts = rev.counts or dict(
+                Counter(r.state for r in runs_from_record(record.runs(rev.revision), rev.runs))
+            )
+        out.append(
+            ExperimentSummary(
+                record.experiment,
+                rev.revision,
+                rev.job,
+                state,
+                rev.runs,
+                counts,
+                rev.submitted_at,
+                rev.submitted_by,
+                rev.image,
+            )
+        )
+    return out

@@ -1,0 +1,204 @@
+"""Why runs are pending, in one line per cause, read from what the cluster already says.
+
+Sources, all in the shapes the components write them:
+
+- the scheduler's ``PodScheduled=False`` condition (reason ``Unschedulable``) and ``FailedScheduling`` event:
+  ``0/5 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 3 Insufficient
+  nvidia.com/gpu. preemption: ...``;
+- cluster-autoscaler's ``TriggeredScaleUp`` / ``NotTriggerScaleUp`` events on the pod;
+- the Job controller's ``FailedCreate`` event on the Job (a ResourceQuota refusing the pod);
+- the kubelet's container ``waiting`` state (image pulls, config errors) and ``FailedMount`` events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+_AVAILABLE = re.compile(r"^0/(\d+) nodes are available: (.*?)(?:\.\s*preemption:.*)?\.?$", re.S)
+_ITEM = re.compile(r"^(\d+) (.*)$")
+_TAINT = re.compile(r"taint \{([^:}]+): ?([^}]*)\}")
+_SCALE_UP = re.compile(r"\{(\S+) (\d+)->(\d+) \(max: (\d+)\)\}")
+_QUOTA = re.compile(r"exceeded quota: ([^,]+), (requested: .*)$")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason runs are pending, and how many runs it holds back."""
+
+    text: str
+    runs: int
+
+    def __str__(self) -> str:
+        noun = "run" if self.runs == 1 else "runs"
+        return f"{self.runs} {noun}: {self.text}"
+
+
+def _selector_text(pod: dict[str, Any]) -> str:
+    """The node labels a pod requires, as ``key=value`` / ``key in (a,b)`` text."""
+    spec = pod.get("spec") or {}
+    parts = [f"{k}={v}" for k, v in sorted((spec.get("nodeSelector") or {}).items())]
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for expr in term.get("matchExpressions") or []:
+            op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
+            if op == "In" and len(values) == 1:
+                parts.append(f"{key}={values[0]}")
+            elif op == "In":
+                parts.append(f"{key} in ({','.join(values)})")
+            elif op == "NotIn":
+                parts.append(f"{key} not in ({','.join(values)})")
+            else:
+                parts.append(f"{key} {op}")
+    return ", ".join(dict.fromkeys(parts)) or "(none)"
+
+
+def scheduler_causes(message: str, pod: dict[str, Any]) -> list[str]:
+    """Turn a scheduler ``FitError`` message into cause lines (naming the resource, label or taint)."""
+    m = _AVAILABLE.match(message.strip())
+    if not m:
+        return [f"not schedulable: {message.strip()}"] if message.strip() else []
+    total = int(m.group(1))
+    causes = []
+    for item in m.group(2).split(", "):
+        im = _ITEM.match(item.strip())
+        if not im:
+            continue
+        n, what = int(im.group(1)), im.group(2)
+        of = f"{n}/{total} nodes"
+        every = n == total
+        if what.startswith("Insufficient "):
+            res = what.removeprefix("Insufficient ")
+            causes.append(f"not enough {res} free on any node" if every else f"{of} lack free {res}")
+        elif "didn't match Pod's node affinity/selector" in what:
+            sel = _selector_text(pod)
+            causes.append(f"no node matches the node selector {sel}" if every else f"{of} don't match {sel}")
+        elif "untolerated taint" in what or "that the pod didn't tolerate" in what:
+            t = _TAINT.search(what)
+            taint = f"{t.group(1)}={t.group(2)}" if t and t.group(2) else (t.group(1) if t else "a taint")
+            causes.append(f"{of} have taint {taint}, which the run does not tolerate")
+        elif "were unschedulable" in what:
+            causes.append(f"{of} are cordoned")
+        elif "persistentvolumeclaim" in what.lower() or "PersistentVolume" in what:
+            causes.append(f"volume: {what} ({of})")
+        elif what == "Too many pods":
+            causes.append(f"{of} are at their pod limit")
+        else:
+            causes.append(f"{of}: {what}")
+    return causes
+
+
+def _event_causes(event: dict[str, Any]) -> list[str]:
+    reason, message = event.get("reason", ""), (event.get("message") or "").strip()
+    if reason == "TriggeredScaleUp":
+        groups = [f"{g} {a}->{b} (max {mx})" for g, a, b, mx in _SCALE_UP.findall(message)]
+        return [f"a cloud pool is scaling up: {', '.join(groups) or message}"]
+    if reason == "NotTriggerScaleUp":
+        detail = message.split(":", 1)[1].strip() if ":" in message else message
+        return [f"cluster-autoscaler will not add a node: {detail}"]
+    if reason == "FailedMount":
+        return [f"volume cannot be mounted: {message}"]
+    return []
+
+
+def explain(
+    pending: list[tuple[int, dict[str, Any] | None]],
+    *,
+    job: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+) -> list[Cause]:
+    """Why the given runs are pending: causes, each with the number of runs it holds back, most common first.
+
+    Args:
+        pending: ``(index, pod or None)`` for every pending run (``None``: the Job controller made no pod yet).
+        job: the Job, for its parallelism, active count and its ``FailedCreate`` events.
+        events: events of the namespace (the caller lists them once); matched by ``involvedObject.uid``.
+    """
+    by_uid: dict[str, list[dict[str, Any]]] = {}
+    for ev in sorted(events, key=_event_time):
+        uid = (ev.get("involvedObject") or {}).get("uid")
+        if uid:
+            by_uid.setdefault(uid, []).append(ev)
+    counts: Counter[str] = Counter()
+    job_meta = (job or {}).get("metadata") or {}
+    job_events = by_uid.get(job_meta.get("uid", ""), [])
+    quota = next(
+        (
+            e
+            for e in reversed(job_events)
+            if e.get("reason") == "FailedCreate" and "exceeded quota" in e.get("message", "")
+        ),
+        None,
+    )
+
+    for _index, pod in pending:
+        lines: list[str] = []
+        if pod is None:
+            lines.extend(_no_pod_causes(job, quota))
+        else:
+            lines.extend(_pod_causes(pod, by_uid.get((pod.get("metadata") or {}).get("uid", ""), [])))
+        for line in dict.fromkeys(lines) or ["waiting (no reason reported yet)"]:
+            counts[line] += 1
+    return [Cause(text, n) for text, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _no_pod_causes(job: dict[str, Any] | None, quota: dict[str, Any] | None) -> list[str]:
+    if quota is not None:
+        m = _QUOTA.search(quota.get("message", ""))
+        return [f"namespace quota {m.group(1)} exceeded ({m.group(2)})" if m else quota.get("message", "")]
+    spec = (job or {}).get("spec") or {}
+    status = (job or {}).get("status") or {}
+    if spec.get("suspend"):
+        return ["the Job is suspended"]
+    parallelism = spec.get("parallelism")
+    if parallelism is not None and (status.get("active") or 0) >= parallelism:
+        return [f"waiting for a free slot (parallelism {parallelism})"]
+    return ["waiting for the Job controller to create its pod"]
+
+
+def _pod_causes(pod: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
+    status = pod.get("status") or {}
+    lines: list[str] = []
+    if status.get("phase") == "Failed":
+        term = (((status.get("containerStatuses") or [{}])[0]).get("state") or {}).get("terminated") or {}
+        code = term.get("exitCode")
+        why = f"exit code {code}" if code is not None else (status.get("reason") or "failed")
+        return [f"an attempt failed ({why}); the Job controller starts the next one"]
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        lines.extend(scheduler_causes(scheduled.get("message", ""), pod))
+    elif not scheduled or scheduled.get("status") != "True":
+        failed = [e for e in events if e.get("reason") == "FailedScheduling"]
+        if failed:
+            lines.extend(scheduler_causes(failed[-1].get("message", ""), pod))
+    # The autoscaler's latest word on this pod only (it alternates as pools fill up).
+    scaler = [e for e in events if e.get("reason") in {"TriggeredScaleUp", "NotTriggerScaleUp"}]
+    if scaler:
+        lines.extend(_event_causes(scaler[-1]))
+    for cs in status.get("containerStatuses") or status.get("initContainerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in {"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}:
+            lines.append(
+                f"image {cs.get('image')} cannot be pulled ({reason}): {waiting.get('message', '')}".strip()
+            )
+        elif reason and reason not in {"ContainerCreating", "PodInitializing"}:
+            lines.append(f"container {cs.get('name')} waiting: {reason} {waiting.get('message', '')}".strip())
+    for ev in events:
+        if ev.get("reason") == "FailedMount":
+            lines.extend(_event_causes(ev))
+            break
+    if not lines and scheduled and scheduled.get("status") == "True":
+        node = (pod.get("spec") or {}).get("nodeName")
+        lines.append(f"starting on {node}" if node else "starting")
+    elif not lines and scheduled is None:
+        lines.append("waiting for the scheduler")
+    return lines
+
+
+def _event_time(ev: dict[str, Any]) -> str:
+    return str(ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or "")

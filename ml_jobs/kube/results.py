@@ -1,0 +1,326 @@
+"""Read every run's ``metrics.json`` of an experiment from the results volume.
+
+Two ways to the same files (layout: ``ml_jobs.layout``, ``<root>/<experiment>/<run>/metrics.json``):
+
+- **mounted**: the results volume (NFS) is mounted on the workstation; the path is given (``--results-path``) or
+  configured (``$ML_JOBS_RESULTS_PATH``) and the files are read directly — no API request at all;
+- **reader pod**: otherwise a short-lived pod mounts the same claim read-only, prints every ``metrics.json`` with a
+  header line, and is deleted as soon as its log is read (also on error or Ctrl-C). Requests: create, a GET per
+  second while it starts, its log, delete — none per run.
+
+What is found is recorded as the runs' final metrics in the registry when the sweep has ended, so ``ls`` and
+``results`` keep working after the Job's TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_jobs import _labels as L
+from ml_jobs import results as _results
+from ml_jobs.errors import HerdError, ResultsError, UnknownExperimentError
+from ml_jobs.kube import pending, registry
+
+if TYPE_CHECKING:
+    from ml_jobs.kube._api import Api
+
+RESULTS_PATH_ENV = "ML_JOBS_RESULTS_PATH"
+READER_IMAGE = "busybox:1.37.0"
+READER_MOUNT = "/results"
+READER_DEADLINE_SECONDS = 300
+_HEADER = "==> "
+# The reader's whole program: POSIX sh, no dependency on the experiment's image. One header line per file, then
+# the file on one line (metrics.json is JSON; newlines inside it are dropped so every file is exactly one line).
+READER_SCRIPT = (
+    'cd "$RESULTS_DIR" 2>/dev/null || { echo "no directory $RESULTS_DIR on the results volume" >&2; exit 3; }\n'
+    "for f in */metrics.json */params.json; do\n"
+    '  [ -f "$f" ] || continue\n'
+    f"  printf '{_HEADER}%s\\n' \"$f\"\n"
+    "  tr -d '\\n' < \"$f\"; echo\n"
+    "done\n"
+)
+
+
+@dataclass
+class ExperimentResults:
+    """Every run of one revision with its parameters, metrics and (where recorded) state."""
+
+    experiment: str
+    revision: int
+    objective: Any  # ml_jobs.spec.Objective or None
+    runs: list[_results.RunResult]
+    source: str  # "mounted <path>", "reader pod <name> (claim <claim>)"
+    params: list[str] = field(default_factory=list)
+    states: dict[int, str] = field(default_factory=dict)
+
+    def ranked(self) -> list[_results.RunResult]:
+        """Best first by the objective; runs without the metric last."""
+        return _results.rank(self.runs, self.objective)
+
+    def table(self, *, limit: int | None = None) -> Any:
+        """The ranked rich table (``ml_jobs.results.results_table``)."""
+        title = f"{self.experiment} r{self.revision} — {self.source}"
+        return _results.results_table(
+            self.runs, self.objective, states=self.states or None, title=title, limit=limit
+        )
+
+
+def parse_reader_output(lines: list[str]) -> dict[str, str]:
+    """``{"run-00003/metrics.json": text, ...}`` from the reader pod's log."""
+    out: dict[str, str] = {}
+    current: str | None = None
+    for line in lines:
+        if line.startswith(_HEADER):
+            current = line[len(_HEADER) :].strip()
+            continue
+        if current is not None:
+            out[current] = line
+            current = None
+    return out
+
+
+def _materialise(files: dict[str, str], root: Path, experiment_dir: str) -> None:
+    """Lay the reader's files out under ``root`` as on the volume, so the one results reader reads them."""
+    from ml_jobs import layout
+
+    allowed = {layout.METRICS_FILE_NAME, layout.PARAMS_FILE_NAME}
+    for rel, text in files.items():
+        run, _, name = rel.partition("/")
+        if layout.run_index(run) is None or name not in allowed:
+            continue  # only run-NNNNN/{metrics,params}.json: never write outside the temporary root
+        d = root / experiment_dir / run
+        d.mkdir(parents=True, exist_ok=True)
+        (d / name).write_text(text, encoding="utf-8")
+
+
+def reader_pod(experiment: str, claim: str, experiment_dir: str, *, image: str = READER_IMAGE) -> dict[str, Any]:
+    """The reader pod: mounts ``claim`` read-only and prints every run's metrics.json."""
+    name = f"{experiment[:40]}-results-{uuid.uuid4().hex[:6]}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {L.EXPERIMENT: experiment, L.COMPONENT: "reader", L.MANAGED_BY: L.MANAGER},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": READER_DEADLINE_SECONDS,
+            "terminationGracePeriodSeconds": 1,
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "reader",
+                    "image": image,
+                    "command": ["sh", "-c", READER_SCRIPT],
+                    "env": [{"name": "RESULTS_DIR", "value": posixpath.join(READER_MOUNT, experiment_dir)}],
+                    "volumeMounts": [{"name": "results", "mountPath": READER_MOUNT, "readOnly": True}],
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "16Mi"},
+                        "limits": {"cpu": "200m", "memory": "64Mi"},
+                    },
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+                }
+            ],
+            "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
+        },
+    }
+
+
+def read_with_pod(
+    api: Api,
+    experiment: str,
+    claim: str,
+    experiment_dir: str,
+    *,
+    image: str = READER_IMAGE,
+    timeout: float = 120.0,
+    poll: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[str, str], str]:
+    """Run the reader pod, read its log, delete it (always). Returns ({relative path: text}, pod name)."""
+    pod = reader_pod(experiment, claim, experiment_dir, image=image)
+    name = pod["metadata"]["name"]
+    api.create("pods", pod)
+    try:
+        waited = 0.0
+        while True:
+            current = api.get("pods", name)
+            phase = (current.get("status") or {}).get("phase")
+            if phase in {"Succeeded", "Failed"}:
+                break
+            if waited >= timeout:
+                causes = pending.explain([(0, current)], job=None, events=api.list("events"))
+                why = "; ".join(c.text for c in causes) or f"phase {phase}"
+                raise ResultsError(f"reader pod {name} did not finish within {timeout:g}s: {why}")
+            sleep(poll)
+            waited += poll
+        lines = list(api.log(name))
+        if phase == "Failed":
+            raise ResultsError(f"reader pod {name} failed reading claim {claim!r}: {' '.join(lines)[-300:]}")
+        return parse_reader_output(lines), name
+    finally:
+        # If even the delete fails, the pod's activeDeadlineSeconds still ends it.
+        with contextlib.suppress(HerdError):
+            api.delete("pods", name, propagation="Background")
+
+
+def read_results(
+    api: Api,
+    experiment: str,
+    *,
+    revision: int | None = None,
+    results_path: str | None = None,
+    reader_image: str = READER_IMAGE,
+    timeout: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExperimentResults:
+    """Collect every run's parameters and metrics of ``experiment`` (see the module doc for the two ways)."""
+    from ml_jobs import layout
+
+    record = registry.read(api, experiment)
+    if record is None:
+        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
+    rev = record.get(revision)
+    if rev is None:
+        raise UnknownExperimentError(f"experiment {experiment!r} has no revision {revision}")
+    spec = record.spec(rev.revision) or {}
+    rows = {row["index"]: row for row in record.runs(rev.revision)}
+    exp_dir = layout.experiment_dir_name(experiment, rev.revision)
+    indices = range(rev.runs)
+
+    root = results_path or os.environ.get(RESULTS_PATH_ENV)
+    if root:
+        if not (Path(root) / exp_dir).is_dir():
+            raise ResultsError(f"{Path(root) / exp_dir}: no such directory (is the results volume mounted?)")
+        runs = _results.read_results(root, exp_dir, indices)
+        source = f"mounted {Path(root) / exp_dir}"
+    else:
+        claim = (spec.get("results") or {}).get("claim")
+        if not claim:
+            raise ResultsError(
+                f"experiment {experiment!r} names no results claim in its spec; pass --results-path"
+            )
+        files, pod_name = read_with_pod(
+            api, experiment, claim, exp_dir, image=reader_image, timeout=timeout, sleep=sleep
+        )
+        with tempfile.TemporaryDirectory(prefix="ml-jobs-results-") as tmp:
+            _materialise(files, Path(tmp), exp_dir)
+            runs = _results.read_results(tmp, exp_dir, indices)
+        source = f"reader pod {pod_name} (claim {claim})"
+
+    # Parameters as recorded at submit (or derived from the recorded spec) where a run left no params.json.
+    params_of = _params_of(spec, rows)
+    runs = [r if r.params else replace(r, params=params_of(r.index)) for r in runs]
+    states = {i: row["state"] for i, row in rows.items() if row.get("state")}
+    _record_metrics(api, record, rev, runs)
+    objective = _objective(rev.objective)
+    return ExperimentResults(experiment, rev.revision, objective, runs, source, list(rev.params), states)
+
+
+def _params_of(spec: dict[str, Any], rows: dict[int, dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
+    if rows and all(row.get("params") is not None for row in rows.values()):
+        return lambda i: (rows.get(i) or {}).get("params") or {}
+    from ml_jobs.spec import parse_spec
+
+    return parse_spec(spec, "the registry's copy of the spec").sweep.params
+
+
+def _objective(doc: dict[str, str]) -> Any:
+    if not doc or not doc.get("metric"):
+        return None
+    from ml_jobs.spec import Objective
+
+    return Objective(metric=doc["metric"], goal=doc.get("goal", "max"))
+
+
+def _record_metrics(
+    api: Api, record: registry.Record, rev: registry.Revision, runs: list[_results.RunResult]
+) -> None:
+    """Store the final metrics in the registry once the sweep has ended and they are not recorded yet."""
+    if rev.state not in {registry.FINISHED, registry.CANCELLED, registry.GONE}:
+        return
+    rows = record.runs(rev.revision)
+    by_index = {r.index: r for r in runs}
+    changed = False
+    for row in rows:
+        r = by_index.get(row["index"])
+        if r is not None and r.metrics and row.get("metrics") != r.metrics:
+            row["metrics"] = r.metrics
+            changed = True
+    if changed:
+        registry.update(api, record, record.revisions, runs={rev.revision: rows})
+
+
+def to_csv(results: ExperimentResults) -> str:
+    """The ranked runs as CSV: rank, run, index, state, each parameter, each metric."""
+    import csv
+    import io
+
+    ranked = results.ranked()
+    params = results.params or sorted({k for r in ranked for k in r.params})
+    metrics = sorted({k for r in ranked for k in r.metrics})
+    main = results.objective.metric if results.objective is not None else None
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "run", "index", "state", *params, *metrics])
+    for position, r in enumerate(ranked, 1):
+        ranked_here = main is None or r.metric(main) is not None
+        w.writerow(
+            [position if ranked_here else "", r.run, r.index, results.states.get(r.index, "")]
+            + [r.params.get(p, "") for p in params]
+            + [r.metrics.get(m, "") for m in metrics]
+        )
+    return buf.getvalue()
+
+
+def plot(results: ExperimentResults, path: Path) -> Path:
+    """A PNG of the objective metric against each swept parameter (one panel per parameter, best run starred)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if results.objective is None:
+        raise ResultsError(f"{results.experiment!r} has no objective metric to plot")
+    metric, goal = results.objective.metric, results.objective.goal
+    params = results.params or sorted({k for r in results.runs for k in r.params})
+    points = [r for r in results.runs if r.metric(metric) is not None]
+    if not points:
+        raise ResultsError(f"no run of {results.experiment!r} reported {metric!r}; nothing to plot")
+    if not params:
+        raise ResultsError(f"{results.experiment!r} sweeps no parameters; nothing to plot {metric!r} against")
+    best = results.ranked()[0]
+    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params), 3.6), squeeze=False, sharey=True)
+    for ax, p in zip(axes[0], params, strict=True):
+        xs = [r.params.get(p) for r in points]
+        ys = [r.metric(metric) for r in points]
+        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
+            ax.scatter(xs, ys, s=18, alpha=0.75)
+            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+                ax.set_xscale("log")
+            ax.scatter([best.params.get(p)], [best.metric(metric)], s=90, marker="*", color="crimson", zorder=3)
+        else:
+            cats = sorted({str(x) for x in xs})
+            pos = {c: i for i, c in enumerate(cats)}
+            ax.scatter([pos[str(x)] for x in xs], ys, s=18, alpha=0.75)
+            ax.scatter([pos[str(best.params.get(p))]], [best.metric(metric)], s=90, marker="*", color="crimson")
+            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
+        ax.set_xlabel(p)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} ({goal})")
+    fig.suptitle(f"{results.experiment} r{results.revision}: {metric} by parameter ({len(points)} runs)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,296 @@
+"""submit against the API emulator: every request asserted, idempotence, revisions, retries, rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ml_jobs import _labels as L
+from ml_jobs.errors import (
+    ConflictError,
+    ExperimentExistsError,
+    ForbiddenError,
+    InvalidError,
+    ServerError,
+    UnreachableError,
+)
+from ml_jobs.kube import _submit as submit_module
+from ml_jobs.kube import registry, submit
+from ml_jobs.render import render
+from tests.ml_jobs.cluster.conftest import experiment
+from tests.ml_jobs.cluster.emulator import EmulatedCluster
+
+pytestmark = pytest.mark.emulator
+
+NS = "team-a"
+CM = f"/api/v1/namespaces/{NS}/configmaps"
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+
+
+def calls(cluster: EmulatedCluster) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in cluster.log]
+
+
+def names(cluster: EmulatedCluster, plural: str) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in cluster.all(plural))
+
+
+def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: EmulatedCluster, api: Any) -> None:
+    exp = experiment(6)
+    result = submit(api, exp, owner="alice")
+
+    assert result.created and result.revision == 1 and result.job == "bert-sweep" and result.runs == 6
+    assert calls(cluster) == [
+        ("GET", f"{CM}/bert-sweep.registry"),
+        ("POST", CM),  # the registry entry: the intent, first
+        ("POST", CM),  # the sweep ConfigMap
+        ("POST", JOBS),  # the Job, last: nothing runs before everything it needs exists
+        ("PATCH", f"{CM}/bert-sweep-sweep"),  # the ConfigMap becomes the Job's dependent
+        ("PATCH", f"{CM}/bert-sweep.registry"),  # submitting -> submitted
+    ]
+    # Bodies: exactly the renderer's objects, stamped with this submission.
+    expected = render(exp, namespace=NS, owner="alice", revision=1)
+    sent_cm, sent_job = cluster.log[2].body, cluster.log[3].body
+    submission = sent_job["metadata"]["annotations"][L.SUBMISSION]
+    for sent, want in ((sent_cm, expected.config_map), (sent_job, expected.job)):
+        assert sent["metadata"]["annotations"].pop(L.SUBMISSION) == submission
+        assert sent == want
+    job = cluster.get("jobs", "bert-sweep")
+    assert job is not None
+    assert cluster.log[4].body == {
+        "metadata": {
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "bert-sweep", "uid": job["metadata"]["uid"]}
+            ]
+        }
+    }
+
+    record = registry.read(api, "bert-sweep")
+    assert record is not None
+    rev = record.latest()
+    assert rev is not None
+    assert (rev.revision, rev.state, rev.runs, rev.job_uid) == (1, "submitted", 6, job["metadata"]["uid"])
+    assert rev.objective == {"metric": "accuracy", "goal": "max"} and rev.params == ["lr", "batch"]
+    assert record.spec(1) == exp.to_dict()
+    rows = record.runs(1)
+    assert [r["params"] for r in rows] == [exp.sweep.params(i) for i in range(6)]
+    labels = cluster.get("configmaps", "bert-sweep.registry")["metadata"]["labels"]
+    assert labels == {
+        L.EXPERIMENT: "bert-sweep",
+        L.COMPONENT: "registry",
+        L.MANAGED_BY: "ml-jobs",
+        L.STATE: "submitted",
+    }
+    # The registry is not owned by the Job (it must outlive the Job's TTL).
+    assert not cluster.get("configmaps", "bert-sweep.registry")["metadata"].get("ownerReferences")
+
+
+def test_same_spec_twice_is_one_sweep_and_says_so(cluster: EmulatedCluster, api: Any) -> None:
+    exp = experiment(6)
+    submit(api, exp, owner="alice")
+    cluster.reset_log()
+
+    again = submit(api, experiment(6), owner="bob")
+
+    assert not again.created
+    assert "already submitted with this spec" in again.message and "nothing created" in again.message
+    assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
+    assert names(cluster, "jobs") == ["bert-sweep"]
+
+
+def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: EmulatedCluster, api: Any) -> None:
+    submit(api, experiment(6), owner="alice")
+    changed = experiment(8)
+    cluster.reset_log()
+
+    with pytest.raises(ExperimentExistsError, match="different spec .*--new-revision to run it as revision 2"):
+        submit(api, changed, owner="alice")
+    assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
+
+    result = submit(api, changed, owner="alice", new_revision=True)
+    assert (result.revision, result.job, result.runs) == (2, "bert-sweep-r2", 8)
+    assert names(cluster, "jobs") == ["bert-sweep", "bert-sweep-r2"]
+    record = registry.read(api, "bert-sweep")
+    assert record is not None
+    assert [(r.revision, r.state, r.runs) for r in record.revisions] == [(1, "submitted", 6), (2, "submitted", 8)]
+    # The same changed spec again is revision 2 again: nothing new.
+    assert not submit(api, changed, owner="alice").created
+
+
+def test_a_5xx_after_the_server_committed_the_job_is_retried_without_a_duplicate(
+    cluster: EmulatedCluster, api: Any
+) -> None:
+    # The API server stored the Job, then the answer was lost (500): the retry meets 409 and finds its own Job.
+    fault = cluster.inject("POST", "/jobs$", 500, after_commit=True)
+
+    result = submit(api, experiment(6), owner="alice")
+
+    assert fault.hits == 1 and result.created
+    posts = [r for r in cluster.requests("POST") if r.path == JOBS]
+    assert len(posts) == 2  # first try (answer lost) + the retry that met 409
+    assert ("GET", f"{JOBS}/bert-sweep") in calls(cluster)
+    assert names(cluster, "jobs") == ["bert-sweep"]
+    assert result.objects == ["configmaps/bert-sweep-sweep", "jobs/bert-sweep"]
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["lost-request", "lost-answer"])
+def test_a_timeout_mid_submit_is_retried_without_a_duplicate(cluster: EmulatedCluster, after_commit: bool) -> None:
+    cluster.timeout_sleep = 1.0
+    api = cluster.api(timeout=0.3)
+    cluster.inject("POST", "/configmaps$", None, after_commit=after_commit)  # the registry create times out
+
+    result = submit(api, experiment(6), owner="alice")
+
+    assert result.created
+    assert names(cluster, "configmaps") == ["bert-sweep-sweep", "bert-sweep.registry"]
+    assert names(cluster, "jobs") == ["bert-sweep"]
+    api.close()
+
+
+def _assert_nothing_left(cluster: EmulatedCluster) -> None:
+    assert names(cluster, "jobs") == []
+    assert names(cluster, "configmaps") == []
+
+
+def test_a_persistent_5xx_rolls_back_everything_this_call_made(cluster: EmulatedCluster, api: Any) -> None:
+    cluster.inject("POST", "/jobs$", 503, times=10, message="etcdserver: leader changed")
+
+    with pytest.raises(ServerError, match=r"failed to create job 'bert-sweep'.*503 etcdserver: leader changed"):
+        submit(api, experiment(6), owner="alice")
+
+    _assert_nothing_left(cluster)
+    assert calls(cluster)[-2:] == [("DELETE", f"{CM}/bert-sweep-sweep"), ("DELETE", f"{CM}/bert-sweep.registry")]
+
+
+def test_forbidden_names_verb_resource_and_namespace_and_rolls_back(cluster: EmulatedCluster, api: Any) -> None:
+    cluster.inject("POST", "/jobs$", 403)
+
+    with pytest.raises(ForbiddenError) as info:
+        submit(api, experiment(6), owner="alice")
+
+    message = str(info.value)
+    assert message.startswith("forbidden: you may not create jobs in namespace 'team-a'")
+    assert 'User "alice" cannot create resource "jobs" in API group "batch"' in message
+    assert "\n" not in message
+    assert (info.value.verb, info.value.resource, info.value.namespace) == ("create", "jobs", "team-a")
+    assert len(cluster.requests("POST", "/jobs")) == 1  # 403 is not retried
+    _assert_nothing_left(cluster)
+
+
+def test_invalid_carries_the_servers_message(cluster: EmulatedCluster, api: Any) -> None:
+    cluster.inject(
+        "POST",
+        "/jobs$",
+        422,
+        message='Job.batch "bert-sweep" is invalid: spec.backoffLimitPerIndex: Forbidden: requires indexed mode',
+    )
+
+    with pytest.raises(InvalidError, match=r"spec.backoffLimitPerIndex: Forbidden: requires indexed mode"):
+        submit(api, experiment(6), owner="alice")
+    _assert_nothing_left(cluster)
+
+
+def test_a_job_of_that_name_from_elsewhere_is_a_conflict_not_adopted(cluster: EmulatedCluster, api: Any) -> None:
+    foreign = render(experiment(3), namespace=NS, owner="eve").job
+    foreign["metadata"]["labels"][L.SPEC_HASH] = "0123456789ab"
+    cluster.put("jobs", foreign)
+
+    with pytest.raises(ConflictError, match="job 'bert-sweep' already exists .* was not made from this spec"):
+        submit(api, experiment(6), owner="alice")
+
+    assert names(cluster, "jobs") == ["bert-sweep"]  # the foreign Job is untouched
+    assert names(cluster, "configmaps") == []
+
+
+def test_ctrl_c_during_submit_leaves_nothing_half_made(
+    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C arrives after the Job was created, while the ConfigMap is being made its dependent.
+    real_patch = api.patch
+
+    def interrupted(resource: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        if resource == "configmaps" and "ownerReferences" in patch.get("metadata", {}):
+            raise KeyboardInterrupt
+        return real_patch(resource, name, patch)
+
+    monkeypatch.setattr(api, "patch", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        submit(api, experiment(6), owner="alice")
+
+    _assert_nothing_left(cluster)
+    assert calls(cluster)[-3:] == [
+        ("DELETE", f"{JOBS}/bert-sweep"),
+        ("DELETE", f"{CM}/bert-sweep-sweep"),
+        ("DELETE", f"{CM}/bert-sweep.registry"),
+    ]
+    delete_job = cluster.requests("DELETE", "/jobs/")[0]
+    assert delete_job.body["propagationPolicy"] == "Background"
+
+
+def test_rollback_of_a_new_revision_keeps_the_earlier_ones(cluster: EmulatedCluster, api: Any) -> None:
+    submit(api, experiment(6), owner="alice")
+    cluster.inject("POST", "/jobs$", 403)
+
+    with pytest.raises(ForbiddenError):
+        submit(api, experiment(8), owner="alice", new_revision=True)
+
+    record = registry.read(api, "bert-sweep")
+    assert record is not None
+    assert [r.revision for r in record.revisions] == [1]
+    assert "spec-r2.json" not in record.data and "runs-r2.json.gz" not in record.binary
+    assert names(cluster, "jobs") == ["bert-sweep"]
+
+
+def test_a_submit_killed_outright_is_resumed_by_the_next_identical_submit(
+    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a submit that died (kill -9: no rollback) after its ConfigMap, before its Job
+    monkeypatch.setattr(submit_module, "_rollback", lambda *a, **k: None)
+    cluster.inject("POST", "/jobs$", 403)
+    with pytest.raises(ForbiddenError):
+        submit(api, experiment(6), owner="alice")
+    monkeypatch.undo()
+    record = registry.read(api, "bert-sweep")
+    assert record is not None and record.latest().state == "submitting"  # type: ignore[union-attr]
+    assert names(cluster, "configmaps") == ["bert-sweep-sweep", "bert-sweep.registry"]
+    cluster.reset_log()
+
+    # WHEN the same spec is submitted again
+    result = submit(api, experiment(6), owner="alice")
+
+    # THEN it adopts the ConfigMap, creates the Job, and the registry says submitted
+    assert result.created and result.resumed and result.revision == 1
+    assert calls(cluster) == [
+        ("GET", f"{CM}/bert-sweep.registry"),
+        ("POST", CM),  # 409: the ConfigMap exists ...
+        ("GET", f"{CM}/bert-sweep-sweep"),  # ... made by the interrupted submit of this spec: adopted
+        ("POST", JOBS),
+        ("PATCH", f"{CM}/bert-sweep-sweep"),
+        ("PATCH", f"{CM}/bert-sweep.registry"),
+    ]
+    assert registry.read(api, "bert-sweep").latest().state == "submitted"  # type: ignore[union-attr]
+
+
+def test_registry_updates_are_guarded_by_resource_version(cluster: EmulatedCluster, api: Any) -> None:
+    submit(api, experiment(6), owner="alice")
+    stale = registry.read(api, "bert-sweep")
+    assert stale is not None
+    cluster.patch("configmaps", "bert-sweep.registry", {"metadata": {"annotations": {"touched": "by-someone"}}})
+
+    with pytest.raises(ConflictError, match="the object has been modified"):
+        registry.update(api, stale, stale.revisions)
+
+
+def test_an_unreachable_api_server_is_one_line_after_retries(cluster: EmulatedCluster) -> None:
+    from ml_jobs.kube import Api
+
+    cfg = cluster.configuration()
+    cfg.host = "http://127.0.0.1:9"  # discard port: nothing listens
+    api = Api(cfg, NS, timeout=0.5, attempts=2, sleep=lambda s: None)
+
+    with pytest.raises(
+        UnreachableError, match=r"API server http://127.0.0.1:9: cannot connect .*after 2 attempts"
+    ):
+        submit(api, experiment(6), owner="alice")
