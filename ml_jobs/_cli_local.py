@@ -146,10 +146,11 @@ def run(
     line = f"{succeeded} succeeded, {len(report.failed)} failed of {exp.runs} in {report.seconds:.1f}s → {where}/"
     if report.interrupted:
         line += f" — stopped ({report.stopped_by}); run the same command again to resume"
-    console.print(line, highlight=False)
+    console.print(line, highlight=False, soft_wrap=True)
     for index in report.failed[:5]:
         attempts = report.runs[index].attempts
-        console.print(f"[red]✗[/] log: {where}/{_run_name(index)}/logs/attempt-{attempts}.log", highlight=False)
+        log = f"{where}/{_run_name(index)}/logs/attempt-{attempts}.log"
+        console.print(f"[red]✗[/] log: {log}", highlight=False, soft_wrap=True)
     if report.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(EXIT_INTERRUPTED if report.stopped_by == "SIGINT" else EXIT_TERMINATED)
     if not report.ok:
