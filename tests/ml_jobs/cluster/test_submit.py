@@ -104,7 +104,7 @@ def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: Emu
     changed = experiment(8)
     cluster.reset_log()
 
-    with pytest.raises(ExperimentExistsError, match="different spec .*--new-revision to run it as revision 2"):
+    with pytest.raises(ExperimentExistsError, match=r"different spec .*--new-revision to run it as revision 2"):
         submit(api, changed, owner="alice")
     assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
 
@@ -196,7 +196,7 @@ def test_a_job_of_that_name_from_elsewhere_is_a_conflict_not_adopted(cluster: Em
     foreign["metadata"]["labels"][L.SPEC_HASH] = "0123456789ab"
     cluster.put("jobs", foreign)
 
-    with pytest.raises(ConflictError, match="job 'bert-sweep' already exists .* was not made from this spec"):
+    with pytest.raises(ConflictError, match=r"job 'bert-sweep' already exists .* was not made from this spec"):
         submit(api, experiment(6), owner="alice")
 
     assert names(cluster, "jobs") == ["bert-sweep"]  # the foreign Job is untouched
