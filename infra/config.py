@@ -455,7 +455,7 @@ def _first_error(e: ValidationError, raw_pools: list[dict], raw_teams: list[dict
         from_defaults = field not in raw or (
             len(rest) >= 3 and isinstance(raw.get(field), Mapping) and rest[2] not in raw[field]
         )
-        if from_defaults and err["type"] != "extra_forbidden":
+        if from_defaults and err["type"] not in ("extra_forbidden", "missing"):
             key = f"{PROJECT}:{'poolDefaults' if head == 'pools' else 'teamDefaults'}"
             rest = rest[1:]
     for part in rest:

@@ -44,8 +44,10 @@ class PlannedResource:
     inputs: dict[str, Any]
     custom: bool
     secret_paths: set[str] = field(default_factory=set)
+    outputs: dict[str, Any] = field(default_factory=dict)
     urn: str = ""
     parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -141,6 +143,7 @@ class PlanMocks(Mocks):
             state["arn"] = f"arn:aws:iam::{_ACCOUNT}:{kind}/{state['name']}"
         elif t == "aws:iam/accessKey:AccessKey":
             state["secret"] = _random_string({"length": 40, "special": False})
+        self.resources[(args.typ, args.name)].outputs = state
         return (f"{args.name}-id" if args.custom else None), state
 
     def call(self, args: MockCallArgs) -> dict:  # type: ignore[override] - a bare dict means "no failures"
@@ -174,6 +177,7 @@ class _RecordingMonitor(MockMonitor):
         rec = self.plan_mocks.resources.get((request.type, request.name))
         if rec is not None:
             rec.urn, rec.parent = response.urn, request.parent
+            rec.dependencies = list(request.dependencies)
         return response
 
 

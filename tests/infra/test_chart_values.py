@@ -1,0 +1,72 @@
+"""Every value herd sets on a chart exists in that chart at the pinned version. The key lists under
+chart_values/ were read from each pinned version's values.yaml (see the header of each file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.addons.charts import CHARTS, Chart
+
+KEYS = Path(__file__).resolve().parent / "chart_values"
+
+
+def chart_keys(chart: Chart) -> set[str]:
+    path = KEYS / f"{chart.key}.keys"
+    lines = path.read_text().splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def leaf_paths(values: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of everything ``values`` sets; lists of mappings as ``x[]``, lists of scalars as leaves."""
+    if isinstance(values, dict):
+        if not values:
+            return [prefix]
+        return [p for k, v in values.items() for p in leaf_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(values, list) and values and all(isinstance(v, dict) for v in values):
+        return sorted({p for v in values for p in leaf_paths(v, f"{prefix}[]")})
+    return [prefix]
+
+
+def unknown_paths(values: dict, keys: set[str]) -> list[str]:
+    """The paths in ``values`` the chart does not have."""
+    unknown = []
+    for path in leaf_paths(values):
+        if path in keys:
+            continue
+        parts = path.split(".")
+        if any(".".join(parts[:n]) + ".*" in keys for n in range(1, len(parts) + 1)):
+            continue
+        unknown.append(path)
+    return unknown
+
+
+def test_every_pinned_chart_has_its_key_list():
+    for chart in CHARTS:
+        assert len(chart_keys(chart)) > 10, chart.key
+
+
+def test_every_value_set_exists_in_the_pinned_chart(any_plan):
+    by_name = {c.name: c for c in CHARTS}
+    releases = any_plan.of_type("kubernetes:helm.sh/v3:Release")
+    assert releases
+    for release in releases:
+        chart = by_name[release.inputs["chart"]]
+        assert release.inputs["version"] == chart.version
+        assert unknown_paths(release.inputs["values"], chart_keys(chart)) == [], chart.key
+
+
+@pytest.mark.parametrize(
+    ("values", "unknown"),
+    [
+        ({"gfd": {"enabled": True}}, []),
+        ({"gfd": {"enable": True}}, ["gfd.enable"]),  # a typo is caught
+        ({"config": {"map": {"anything": "x"}}}, []),  # free-form below config.map
+        ({"tolerations": [{"key": "a"}]}, ["tolerations[].key"]),  # not declared open: caught
+    ],
+)
+def test_the_key_check_catches_unknown_keys(values, unknown):
+    keys = chart_keys(next(c for c in CHARTS if c.name == "nvidia-device-plugin"))
+    assert unknown_paths(values, keys) == unknown
