@@ -8,6 +8,8 @@ Two ways to the same files (layout: ``ml_jobs.layout``, ``<root>/<experiment>/<r
   header line, and is deleted as soon as its log is read (also on error or Ctrl-C). Requests: create, a GET per
   second while it starts, its log, delete — none per run.
 
+Run states come from the sweep's status (Job + one pod list) while the Job exists, else from the registry.
+
 What is found is recorded as the runs' final metrics in the registry when the sweep has ended, so ``ls`` and
 ``results`` keep working after the Job's TTL.
 """
@@ -29,6 +31,7 @@ from ml_jobs import _labels as L
 from ml_jobs import results as _results
 from ml_jobs.errors import HerdError, ResultsError, UnknownExperimentError
 from ml_jobs.kube import pending, registry
+from ml_jobs.kube.status import sweep_status
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -193,6 +196,11 @@ def read_results(
     rev = record.get(revision)
     if rev is None:
         raise UnknownExperimentError(f"experiment {experiment!r} has no revision {revision}")
+    # Run states from the Job while it exists (which also records the sweep's end in the registry once).
+    status = sweep_status(api, experiment, revision=rev.revision, record=record, explain=False)
+    if status.recorded:
+        record = registry.read(api, experiment) or record
+        rev = record.get(rev.revision) or rev
     spec = record.spec(rev.revision) or {}
     rows = {row["index"]: row for row in record.runs(rev.revision)}
     exp_dir = layout.experiment_dir_name(experiment, rev.revision)
@@ -221,7 +229,7 @@ def read_results(
     # Parameters as recorded at submit (or derived from the recorded spec) where a run left no params.json.
     params_of = _params_of(spec, rows)
     runs = [r if r.params else replace(r, params=params_of(r.index)) for r in runs]
-    states = {i: row["state"] for i, row in rows.items() if row.get("state")}
+    states = {r.index: r.state for r in status.runs if r.state != "unknown"}
     _record_metrics(api, record, rev, runs)
     objective = _objective(rev.objective)
     return ExperimentResults(experiment, rev.revision, objective, runs, source, list(rev.params), states)

@@ -12,6 +12,7 @@ Per-run state, from the Indexed Job's ``completedIndexes`` / ``failedIndexes`` a
 ``retrying``   an attempt failed and the next one has not started running yet
 ``pending``    no attempt has started yet: see ``causes`` for why
 ``cancelled``  the Job ended (or was cancelled) before the run finished
+``unknown``    the Job is gone and the registry has no record of the run's end
 """
 
 from __future__ import annotations
@@ -309,13 +310,17 @@ def sweep_status(
     state, finished = job_state(job)
     if job is None:
         rows = record.runs(rev.revision)
-        recorded = rev.state in {registry.FINISHED, registry.CANCELLED} and rows
-        runs = runs_from_record(rows, rev.runs) if recorded else compute_runs(None, [], rev.runs)
-        if rev.state in {registry.FINISHED, registry.CANCELLED}:
+        runs = runs_from_record(rows, rev.runs)  # "unknown" where nothing was recorded
+        if rev.state in {registry.FINISHED, registry.CANCELLED, registry.GONE}:
             state = rev.outcome or rev.state
-        return SweepStatus(
+        result = SweepStatus(
             experiment, rev.revision, rev.job, api.namespace, state, runs, rev.objective, finished=True
         )
+        if write_record and rev.state == registry.SUBMITTED:
+            # Removed (TTL, kubectl delete) before anyone saw how it ended: say so in the record, once.
+            finalize(api, record, rev, runs, state=registry.GONE, outcome="gone before its end was recorded")
+            result.recorded = True
+        return result
 
     pods = api.list("pods", label_selector=pod_selector(job))
     runs = compute_runs(job, pods, rev.runs)
