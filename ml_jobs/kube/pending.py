@@ -77,7 +77,7 @@ def scheduler_causes(message: str, pod: dict[str, Any]) -> list[str]:
         elif "didn't match Pod's node affinity/selector" in what:
             sel = _selector_text(pod)
             causes.append(f"no node matches the node selector {sel}" if every else f"{of} don't match {sel}")
-        elif "untolerated taint" in what or "that the pod didn't tolerate" in what:
+        elif "untolerated taint" in what or "had taint {" in what:
             t = _TAINT.search(what)
             taint = f"{t.group(1)}={t.group(2)}" if t and t.group(2) else (t.group(1) if t else "a taint")
             causes.append(f"{of} have taint {taint}, which the run does not tolerate")
