@@ -192,7 +192,7 @@ def load_stack_file(path: Path) -> dict[str, Any]:
         raise config.ConfigError(f"{path}: config", "must be a mapping of keys to values")
     for key, value in values.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raise config.ConfigError(key, "is encrypted (secure:); the offline plan cannot decrypt it")
+            raise config.ConfigError(key, "encrypted (secure:); the offline plan cannot decrypt it")
     return values
 
 

@@ -1,0 +1,75 @@
+"""``herd-plan``, the offline plan, as an operator runs it (a real subprocess of the installed console script)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.infra.helpers import EXAMPLE, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def herd_plan(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    exe = shutil.which("herd-plan", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "infra.plan"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_plan_of_the_example_shows_the_whole_hybrid_cluster():
+    result = herd_plan(str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "VpnConnection burst-vpn  IPsec, static routes",
+        "CustomerGateway burst-onprem-router  203.0.113.10",
+        "RouteTable burst-private-0  0.0.0.0/0→NAT, 10.20.0.0/22→VPN, 10.20.8.0/24→VPN",
+        "Group pool-gpu-a10g-spot-asg  lab-gpu-a10g-spot: 0..4 x g5.2xlarge/g5.4xlarge, spot",
+        "IMDSv2 required (hop limit 1)",
+        "Parameter join-parameter  /herd/lab/join-token (SecureString) = [secret]",
+        "Release calico  tigera-operator v3.30.3",
+        "Release nvidia-device-plugin  nvidia-device-plugin 0.17.0",
+        "Release nfs-provisioner  nfs-subdir-external-provisioner 4.0.18",
+        "Release cluster-autoscaler  cluster-autoscaler 9.38.0",
+        "PersistentVolumeClaim team-vision-results  vision/herd-results: ReadWriteMany 1Ti from herd-nfs",
+        "vpnRouterSettings = [secret]",
+    ):
+        assert expected in out, expected
+    assert out.splitlines()[0].startswith("herd-plan: ")
+
+
+def test_json_plan_hides_secrets():
+    result = herd_plan(str(EXAMPLE), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["outputs"]["vpnRouterSettings"] == "[secret]"
+    assert len(doc["resources"]) > 50
+
+
+def test_bad_stack_file_is_refused_in_one_line_naming_the_key(tmp_path):
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["config"]["herd:pools"][0]["maxSize"] = -1
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text(yaml.safe_dump(doc))
+    result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == (f"herd-plan: {stack}: herd:pools[0].maxSize: Input should be greater than or equal to 1")
+
+
+def test_encrypted_values_are_refused_offline(tmp_path):
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["config"]["herd:nfsPath"] = {"secure": "v1:abcdef"}
+    stack = tmp_path / "Pulumi.enc.yaml"
+    stack.write_text(yaml.safe_dump(doc))
+    result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
+    assert result.returncode == 2
+    assert "herd:nfsPath: encrypted (secure:)" in result.stderr
