@@ -260,6 +260,11 @@ def _port(rule: Mapping[str, Any]) -> str:
     return f"{rule['protocol']}/{lo}" if lo == hi else f"{rule['protocol']}/{lo}-{hi}"
 
 
+def _kv(mapping: Mapping[str, Any]) -> str:
+    """A mapping as ``k=v, ...`` in key order (the engine's wire format does not keep insertion order)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+
+
 def _route_target(route: Mapping[str, Any]) -> str:
     if route.get("natGatewayId"):
         return "NAT"
@@ -302,8 +307,8 @@ def _summary(r: PlannedResource) -> str:
         "LaunchTemplate": lambda: _launch_template(i),
         "Group": lambda: _group(i),
         "Parameter": lambda: f"{i['name']} ({i['type']}) = {SECRET}",
-        "RandomString": lambda: f"length {i['length']}, keepers {i.get('keepers')}",
-        "RandomPassword": lambda: f"length {i['length']}, keepers {i.get('keepers')} = {SECRET}",
+        "RandomString": lambda: f"length {i['length']}, keepers {_kv(i.get('keepers') or {})}",
+        "RandomPassword": lambda: f"length {i['length']}, keepers {_kv(i.get('keepers') or {})} = {SECRET}",
         "RolePolicy": lambda: ", ".join(
             a
             for s in json.loads(i["policy"])["Statement"]
@@ -317,9 +322,9 @@ def _summary(r: PlannedResource) -> str:
         "Namespace": lambda: (
             f"{where} (pod security {meta.get('labels', {}).get('pod-security.kubernetes.io/enforce')})"
         ),
-        "ResourceQuota": lambda: f"{where}: " + ", ".join(f"{k}={v}" for k, v in i["spec"]["hard"].items()),
+        "ResourceQuota": lambda: f"{where}: {_kv(i['spec']['hard'])}",
         "LimitRange": lambda: (
-            f"{where}: default {i['spec']['limits'][0]['default']}, max {i['spec']['limits'][0]['max']}"
+            f"{where}: default {_kv(i['spec']['limits'][0]['default'])}; max {_kv(i['spec']['limits'][0]['max'])}"
         ),
         "Role": lambda: (
             f"{where}: {len(i.get('rules', []))} rules"
@@ -351,6 +356,56 @@ def _summary(r: PlannedResource) -> str:
         return ""
 
 
+# Reading order of the tree: the cloud side first, as it is built, then the cluster side.
+_ORDER = [
+    "kubernetes",
+    "Network",
+    "BootstrapToken",
+    "BurstNodePool",
+    "Calico",
+    "Namespace",
+    "PriorityClasses",
+    "NvidiaDevicePlugin",
+    "NfsStorage",
+    "TeamNamespace",
+    "ClusterAutoscaler",
+    "Vpc",
+    "InternetGateway",
+    "Subnet",
+    "RouteTable",
+    "RouteTableAssociation",
+    "Eip",
+    "NatGateway",
+    "VpnGateway",
+    "CustomerGateway",
+    "VpnConnection",
+    "VpnConnectionRoute",
+    "SecurityGroup",
+    "RandomString",
+    "RandomPassword",
+    "Secret",
+    "Parameter",
+    "Role",
+    "RolePolicy",
+    "InstanceProfile",
+    "LaunchTemplate",
+    "Group",
+    "ResourceQuota",
+    "LimitRange",
+    "RoleBinding",
+    "PersistentVolumeClaim",
+    "StorageClass",
+    "User",
+    "UserPolicy",
+    "AccessKey",
+    "Release",
+]
+
+
+def _rank(kind: str) -> int:
+    return _ORDER.index(kind) if kind in _ORDER else len(_ORDER)
+
+
 def render(plan: Plan) -> Any:
     """The plan as a rich Tree: components with their children, each resource with the properties that matter."""
     from rich.markup import escape
@@ -358,7 +413,14 @@ def render(plan: Plan) -> Any:
 
     tree = Tree(f"[bold]stack[/] ({len([r for r in plan.resources if r.custom])} resources)")
     nodes: dict[str, Any] = {}
-    for r in plan.resources:
+    # Parents before children; siblings in reading order, then by name (registration order under the mocks is
+    # not deterministic).
+    by_urn = {r.urn: r for r in plan.resources}
+
+    def depth(r: PlannedResource) -> int:
+        return 0 if r.parent not in by_urn else 1 + depth(by_urn[r.parent])
+
+    for r in sorted(plan.resources, key=lambda r: (depth(r), _rank(r.kind), r.name)):
         parent = nodes.get(r.parent, tree)
         detail = _summary(r)
         label = f"[bold]{r.kind}[/] {escape(r.name)}" if not r.custom else f"{r.kind} [cyan]{escape(r.name)}[/]"
@@ -402,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return
-        out = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
+        out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
         custom = [r for r in result.resources if r.custom]
         out.print(
             f"herd-plan: {stack_file} → {len(custom)} resources in {len(result.resources) - len(custom)} "
