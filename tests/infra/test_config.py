@@ -34,22 +34,18 @@ def test_declarations_and_the_model_agree_key_for_key():
     assert declared == fields
 
 
-def test_defaults_live_only_in_the_project_file():
-    """Change a default in a copy of Pulumi.yaml and the loaded config follows it."""
+def test_defaults_live_only_in_the_project_file(tmp_path):
+    """Change defaults in a copy of Pulumi.yaml and the loaded config follows them."""
     doc = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
     doc["config"]["vpcCidr"]["default"] = "10.210.0.0/16"
     doc["config"]["poolDefaults"]["default"]["volumeGiB"] = 77
-    return_values = stack_values(REPO / "Pulumi.example.yaml")
-    return_values.pop("herd:vpcCidr")
-    for pool in return_values["herd:pools"]:
+    project = tmp_path / "Pulumi.yaml"
+    project.write_text(yaml.safe_dump(doc))
+    values = stack_values(REPO / "Pulumi.example.yaml")
+    values.pop("herd:vpcCidr")
+    for pool in values["herd:pools"]:
         pool.pop("volumeGiB", None)
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "Pulumi.yaml"
-        project.write_text(yaml.safe_dump(doc))
-        cfg = config.load(return_values, project)
+    cfg = config.load(values, project)
     assert cfg.vpc_cidr == "10.210.0.0/16"
     assert {p.volume_gib for p in cfg.pools} == {77}
 
