@@ -103,3 +103,14 @@ def test_the_example_runs_locally_and_leaves_metrics_and_models(tmp_path):
         metrics = yaml.safe_load((run / "metrics.json").read_text())
         assert 0.8 < metrics["val_accuracy"] <= 1.0
         assert (run / "logs" / "attempt-1.log").exists()
+
+
+def test_cli_start_up_does_not_import_heavy_modules():
+    # `ml-jobs --help` stays instant: pydantic, YAML, the kubernetes client and the validator load in commands.
+    probe = (
+        "import sys, ml_jobs.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'yaml', 'kubernetes', 'kubernetes_validate', 'jsonschema'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout.strip() == "[]"
