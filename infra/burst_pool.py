@@ -197,7 +197,9 @@ def render_user_data(cfg: StackConfig, pool: Pool, control_plane: KubeadmControl
 
             # containerd with the systemd cgroup driver (what kubeadm configures the kubelet for).
             apt-get update -q
-            apt-get install -y -q containerd apt-transport-https ca-certificates curl gpg
+            apt-get install -y -q apt-transport-https ca-certificates curl gpg
+            # Images that ship Docker already have containerd (containerd.io); Ubuntu's package would conflict.
+            command -v containerd >/dev/null || apt-get install -y -q containerd
             mkdir -p /etc/containerd /etc/apt/keyrings
             containerd config default >/etc/containerd/config.toml
             sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.toml

@@ -48,6 +48,8 @@ class PlannedResource:
     urn: str = ""
     parent: str = ""
     dependencies: list[str] = field(default_factory=list)
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -178,6 +180,8 @@ class _RecordingMonitor(MockMonitor):
         if rec is not None:
             rec.urn, rec.parent = response.urn, request.parent
             rec.dependencies = list(request.dependencies)
+            rec.protect = bool(request.protect)
+            rec.ignore_changes = list(request.ignoreChanges)
         return response
 
 

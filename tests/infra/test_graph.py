@@ -351,3 +351,22 @@ def test_addons_wait_for_the_cni(example_plan):
     calico = example_plan.one(RELEASE, "calico").urn
     for name in ("nvidia-device-plugin", "nfs-provisioner", "cluster-autoscaler"):
         assert calico in waits_for(example_plan, example_plan.one(RELEASE, name)), name
+
+
+def test_results_claims_are_protected_and_autoscaler_owns_desired_capacity(any_plan):
+    for claim in any_plan.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        assert claim.protect, claim.name
+    for group in any_plan.of_type(ASG):
+        assert group.ignore_changes == ["desiredCapacity"], group.name
+        assert "desiredCapacity" not in group.inputs
+
+
+def test_only_the_device_plugin_tolerates_the_gpu_taint(any_plan):
+    """GPU nodes are tainted; of what herd installs, only GPU daemons (the device plugin chart's own defaults)
+    may land there. herd's values add no toleration anywhere."""
+    for release in any_plan.of_type(RELEASE):
+        assert "tolerations" not in json.dumps(release.inputs["values"]), release.name
+    for group in any_plan.of_type(ASG):
+        tags = tags_of(group)
+        gpu = any("/resources/nvidia.com/gpu" in k for k in tags)
+        assert (tags.get(f"{CA}/node-template/taint/nvidia.com/gpu") == "present:NoSchedule") == gpu, group.name
