@@ -129,6 +129,9 @@ def _status_view(status: SweepStatus, *, limit: int | None, metrics: dict[int, d
         ("exit", "right"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    known = {r.index: (metrics.get(r.index) or r.metrics or {}).get(metric) for r in status.runs} if metric else {}
+    if not any(v is not None for v in known.values()):
+        metric = None  # nothing reported yet (mount the results volume: --results-path)
     if metric:
         table.add_column(metric, justify="right")
     rows = sorted(status.runs, key=lambda r: (_ORDER.get(r.state, 9), r.index))
@@ -136,7 +139,7 @@ def _status_view(status: SweepStatus, *, limit: int | None, metrics: dict[int, d
     from ml_jobs import layout
 
     for r in sorted(shown, key=lambda r: r.index):
-        value = (metrics.get(r.index) or r.metrics or {}).get(metric) if metric else None
+        value = known.get(r.index)
         exit_text = "" if r.exit_code is None else str(r.exit_code)
         if r.reason and r.reason not in {"Completed", "Error"}:
             exit_text = f"{exit_text} {r.reason}".strip()
@@ -186,7 +189,7 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
         with _connect(kubeconfig, context, namespace) as api:
             result = do_submit(api, exp, new_revision=new_revision)
         console = _console()
-        console.print(result.message)
+        console.print(result.message, soft_wrap=True)
         if result.created:
             console.print(f"watch it:  ml-jobs status {result.experiment} -n {result.namespace} --watch")
 
@@ -270,7 +273,7 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
             if not yes:
                 typer.confirm(f"cancel experiment {experiment} in namespace {api.namespace}?", abort=True)
             result = do_cancel(api, experiment, revision=revision)
-        _console().print(result.explain())
+        _console().print(result.explain(), soft_wrap=True)
 
     @app.command(name="ls")
     def list_(
@@ -338,7 +341,7 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
                 api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
             )
         if csv:
-            sys.stdout.write(to_csv(found))
+            sys.stdout.write(to_csv(found, limit=limit))
         else:
             _console().print(found.table(limit=limit))
         if plot is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ml_jobs.errors import UnknownExperimentError
@@ -12,7 +12,8 @@ from ml_jobs.kube.status import finalize, sweep_status
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
 
-DEFAULT_GRACE_SECONDS = 30  # the pod default when terminationGracePeriodSeconds is not set
+DEFAULT_GRACE_SECONDS = 30
+_UNFINISHED = {"pending", "running", "retrying"}  # the pod default when terminationGracePeriodSeconds is not set
 
 
 @dataclass
@@ -65,7 +66,9 @@ def cancel(api: Api, experiment: str, *, revision: int | None = None) -> CancelR
             finalize(api, record, rev, status.runs, state=registry.CANCELLED, outcome="cancelled")
         return CancelResult(experiment, rev.revision, rev.job, False, 0, 0, 0, grace)
     if rev.state not in {registry.FINISHED, registry.CANCELLED}:
-        finalize(api, record, rev, status.runs, state=registry.CANCELLED, outcome="cancelled")
+        # What the record keeps: runs that had not finished were cancelled (the explanation below says how).
+        ended = [replace(r, state="cancelled") if r.state in _UNFINISHED else r for r in status.runs]
+        finalize(api, record, rev, ended, state=registry.CANCELLED, outcome="cancelled")
     job = status.job_object
     if job is not None:
         template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}

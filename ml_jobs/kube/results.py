@@ -269,12 +269,12 @@ def _record_metrics(
         registry.update(api, record, record.revisions, runs={rev.revision: rows})
 
 
-def to_csv(results: ExperimentResults) -> str:
-    """The ranked runs as CSV: rank, run, index, state, each parameter, each metric."""
+def to_csv(results: ExperimentResults, *, limit: int | None = None) -> str:
+    """The ranked runs as CSV (the best ``limit``): rank, run, index, state, each parameter, each metric."""
     import csv
     import io
 
-    ranked = results.ranked()
+    ranked = results.ranked()[:limit]
     params = results.params or sorted({k for r in ranked for k in r.params})
     metrics = sorted({k for r in ranked for k in r.metrics})
     main = results.objective.metric if results.objective is not None else None
@@ -314,7 +314,7 @@ def plot(results: ExperimentResults, path: Path) -> Path:
         ys = [r.metric(metric) for r in points]
         if all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
             ax.scatter(xs, ys, s=18, alpha=0.75)
-            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+            if min(xs) > 0 and max(xs) / min(xs) >= 10:
                 ax.set_xscale("log")
             ax.scatter([best.params.get(p)], [best.metric(metric)], s=90, marker="*", color="crimson", zorder=3)
         else:
