@@ -162,6 +162,13 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
     raise AssertionError("timed out")
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -182,7 +189,8 @@ def test_ctrl_c_stops_every_process_and_the_next_run_resumes(script, tmp_path):
     env = {"TEST_RELEASE_FILE": str(release)}
     proc = cli("run", str(spec_path), "--local", "-o", str(root), "-p", "3", "--grace", "1", env=env)
     pid_files = [root / "local-test" / layout.run_name(i) / "pids" for i in (1, 2)]
-    wait_for(lambda: all(p.exists() for p in pid_files) and (root / "local-test/run-00000/metrics.json").exists())
+    status_0 = root / "local-test" / "run-00000" / "status.json"
+    wait_for(lambda: all(p.exists() for p in pid_files) and '"succeeded"' in _text(status_0))
     pids = [int(x) for p in pid_files for x in p.read_text().split()]
     assert all(alive(pid) for pid in pids)
 
