@@ -70,11 +70,12 @@ class RunState:
 
     index: int
     state: str = PENDING
-    attempts: int = 0
+    attempts: int = 0  # every attempt of this run, earlier invocations included (names the log files)
     exit_code: int | None = None
     started: float | None = None
     finished: float | None = None
     note: str = ""
+    tries: int = 0  # attempts in this invocation: what the retry budget counts, as for a fresh Job
 
     @property
     def seconds(self) -> float | None:
@@ -307,12 +308,15 @@ def run_local(
     console = console or Console()
     the_plan = plan(exp, results_dir, parallelism=parallelism, ignore_gpus=ignore_gpus)
     meta = the_plan.experiment_dir / META_DIR
-    meta.mkdir(parents=True, exist_ok=True)
-    _write_json(
-        meta / EXPERIMENT_FILE,
-        {"name": exp.name, "revision": the_plan.revision, "spec_hash": exp.spec_hash(), "spec": exp.to_dict()},
-    )
-    _write_json(meta / layout.SWEEP_FILE, sweep_definition(exp, the_plan.revision))
+    try:
+        meta.mkdir(parents=True, exist_ok=True)
+        _write_json(
+            meta / EXPERIMENT_FILE,
+            {"name": exp.name, "revision": the_plan.revision, "spec_hash": exp.spec_hash(), "spec": exp.to_dict()},
+        )
+        _write_json(meta / layout.SWEEP_FILE, sweep_definition(exp, the_plan.revision))
+    except OSError as e:
+        raise LocalError(f"{exp.name}: cannot write results under {results_dir}: {e.strerror or e}") from e
 
     started_at = time.time()
     sweep = _Sweep(exp, the_plan, Path(results_dir), grace_seconds, on_event)
@@ -343,6 +347,10 @@ class _Sweep:
         for i in the_plan.done:
             previous = _read_json(self.dir / layout.run_name(i) / STATUS_FILE) or {}
             self.runs[i] = RunState(i, SUCCEEDED, previous.get("attempts", 1), 0, note="kept from an earlier run")
+        for i in range(exp.runs):
+            if i not in the_plan.done:
+                previous = _read_json(self.dir / layout.run_name(i) / STATUS_FILE) or {}
+                self.runs[i].attempts = int(previous.get("attempts") or 0)
         self.queue: deque[int] = deque(i for i in range(exp.runs) if i not in the_plan.done)
         self.free_gpus = list(the_plan.gpus)
         self.active: dict[int, _Active] = {}
@@ -358,7 +366,7 @@ class _Sweep:
         """Run until every run ended (``None``) or a signal or the deadline stopped the sweep (its name)."""
         self.view = view
         deadline = time.time() + self.exp.deadline if self.exp.deadline else None
-        with _Stop().installed() as stop:
+        with _Stop().installed() as stop, self._kill_on_error():
             while self.queue or self.active:
                 if stop.requested or (deadline is not None and time.time() > deadline):
                     stopped_by = stop.signal_name if stop.requested else "deadline"
@@ -379,9 +387,22 @@ class _Sweep:
                 time.sleep(_POLL_SECONDS)
         return None
 
+    @contextmanager
+    def _kill_on_error(self) -> Iterator[None]:
+        """If the scheduler itself fails (a full disk, a bug), leave no run behind."""
+        try:
+            yield
+        except BaseException:
+            for item in self.active.values():
+                _signal_group(item.process, signal.SIGKILL)
+                item.process.wait()
+                item.log.close()
+            raise
+
     def start(self, index: int) -> None:
         state = self.runs[index]
         state.attempts += 1
+        state.tries += 1
         state.state, state.exit_code, state.note = RUNNING, None, ""
         state.started, state.finished = time.time(), None
         run_path = self.dir / layout.run_name(index)
@@ -413,13 +434,13 @@ class _Sweep:
         elif code in self.exp.final_exit_codes:
             state.state, state.note = FAILED, f"exit code {code} is final: not retried"
             event = "failed"
-        elif state.attempts <= self.exp.retries:
+        elif state.tries <= self.exp.retries:
             # Like backoffLimitPerIndex: the same index again, first in line.
             state.state, state.note = PENDING, f"exit code {_describe(code)}: retrying"
             event = "retrying"
             self.queue.appendleft(index)
         else:
-            state.state, state.note = FAILED, f"exit code {_describe(code)} after {state.attempts} attempts"
+            state.state, state.note = FAILED, f"exit code {_describe(code)} after {state.tries} attempts"
             event = "failed"
         _record(self.dir, state)
         self.emit(event, state)
@@ -561,7 +582,7 @@ class _View:
                 params = self.exp.sweep.params(state.index)
                 table.add_row(
                     layout.run_name(state.index),
-                    f"{state.attempts}/{self.exp.retries + 1}",
+                    f"{state.tries}/{self.exp.retries + 1}",
                     f"{state.seconds or 0:.1f}s",
                     " ".join(f"{k}={_short(v)}" for k, v in params.items()),
                 )
@@ -602,7 +623,9 @@ class _View:
         if event == "succeeded":
             self.console.print(f"[green]✓[/] {name} {took} {self._objective(state.index)}", highlight=False)
         elif event == "retrying":
-            self.console.print(f"[yellow]↻[/] {name} {state.note} (attempt {state.attempts + 1})")
+            self.console.print(
+                f"[yellow]↻[/] {name} {state.note} (try {state.tries + 1} of {self.exp.retries + 1})"
+            )
         elif event == "failed":
             self.console.print(f"[red]✗[/] {name} {state.note}")
         elif event == "interrupted":

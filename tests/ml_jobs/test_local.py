@@ -123,6 +123,10 @@ def test_retries_final_exit_codes_logs_metrics_and_resume(script, tmp_path):
     assert sorted(set(started)) == [2, 3]
     assert again.plan.done == {0, 1}
     assert attempts_logged(root, 0) == ["attempt-1.log"]
+    # Earlier logs are kept: attempts are numbered across invocations; the retry budget is per invocation.
+    assert attempts_logged(root, 2) == ["attempt-1.log", "attempt-2.log"]
+    assert [f"attempt-{n}.log" in attempts_logged(root, 3) for n in range(1, 7)] == [True] * 6
+    assert (again.runs[3].tries, again.runs[3].attempts, again.runs[3].state) == (3, 6, FAILED)
 
 
 @pytest.mark.slow
@@ -260,3 +264,13 @@ def test_a_changed_spec_gets_the_next_revision_directory(script, tmp_path):
     (meta / "experiment.json").write_text(json.dumps({"spec_hash": first.spec_hash()}))
     assert plan(first, tmp_path, cpus=2).revision == 1
     assert plan(changed, tmp_path, cpus=2).experiment_dir == tmp_path / "local-test-r2"
+
+
+def test_an_unwritable_results_directory_is_one_error_and_nothing_runs(script, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    exp = experiment(script, [{"mode": "ok", "score": 1}])
+    with pytest.raises(
+        LocalError, match=r"^local-test: cannot write results under .*/file/runs: Not a directory$"
+    ):
+        run_local(exp, results_dir=blocker / "runs", console=quiet())
