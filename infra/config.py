@@ -462,7 +462,8 @@ def _first_error(e: ValidationError, raw_pools: list[dict], raw_teams: list[dict
         key += f"[{part}]" if isinstance(part, int) else f".{part}"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        model = {"pools": Pool, "teams": Team}.get(head)
+        models: dict[str, type[BaseModel]] = {"pools": Pool, "teams": Team}
+        model = models.get(head)
         fields = [f.alias or n for n, f in model.model_fields.items()] if model else []
         close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
         msg = "unknown field" + (f"; did you mean {close[0]}?" if close else "")

@@ -126,7 +126,9 @@ class BootstrapToken(pulumi.ComponentResource):
             opts=child,
         )
         self.token_id = token_id.result
-        token = pulumi.Output.secret(pulumi.Output.concat(token_id.result, ".", token_secret.result))
+        token: pulumi.Output[str] = pulumi.Output.secret(  # type: ignore[arg-type]
+            pulumi.Output.concat(token_id.result, ".", token_secret.result)
+        )
         expiration = window.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
         self.secret = k8s.core.v1.Secret(

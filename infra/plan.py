@@ -122,7 +122,7 @@ class PlanMocks(Mocks):
         inputs = _plain(dict(args.inputs), "", secret_paths)
         with self._lock:
             self.resources[(args.typ, args.name)] = PlannedResource(
-                args.typ, args.name, inputs, args.custom, secret_paths
+                args.typ, args.name, inputs, bool(args.custom), secret_paths
             )
         state = dict(inputs)
         arn_base = f"arn:aws:{{svc}}:{self.region}:{_ACCOUNT}:"
@@ -148,10 +148,10 @@ class PlanMocks(Mocks):
         self.resources[(args.typ, args.name)].outputs = state
         return (f"{args.name}-id" if args.custom else None), state
 
-    def call(self, args: MockCallArgs) -> dict:  # type: ignore[override] - a bare dict means "no failures"
+    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abc"]
-            return {"id": self.region, "names": names, "zoneIds": [f"mock-az{i}" for i in range(3)]}
+            return {"id": self.region, "names": names, "zoneIds": [f"mock-az{i}" for i in range(3)]}, []
         if args.token == "aws:ssm/getParameter:getParameter":
             name = args.args["name"]
             ami = "ami-0" + hashlib.sha256(name.encode()).hexdigest()[:16]
@@ -163,8 +163,8 @@ class PlanMocks(Mocks):
                 "insecureValue": ami,
                 "version": 1,
                 "arn": f"arn:aws:ssm:{self.region}::parameter{name}",
-            }
-        return {}
+            }, []
+        return {}, []
 
 
 class _RecordingMonitor(MockMonitor):
@@ -226,7 +226,8 @@ def run_plan(
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    settings.set_root_resource(None)  # type: ignore[arg-type] - a fresh root stack for every plan
+    # A fresh root stack for every plan (set_mocks creates one when there is none).
+    settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
         mocks, project=config.PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks)
     )

@@ -123,7 +123,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             type="Opaque",
             string_data={
                 "AWS_ACCESS_KEY_ID": key.id,
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(key.secret),
+                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(key.secret),  # type: ignore[arg-type]
             },
             opts=k8s_child,
         )
