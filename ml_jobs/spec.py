@@ -567,6 +567,13 @@ class Experiment(_Model):
             raise _err("argv", f"must be a list of strings, e.g. {value.split()!r}")
         return value
 
+    @field_validator("command")
+    @classmethod
+    def _program(cls, value: list[str]) -> list[str]:
+        if not value[0].strip():
+            raise _err("argv", "must name a program, got an empty string", at="[0]")
+        return value
+
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:

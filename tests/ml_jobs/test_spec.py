@@ -83,6 +83,7 @@ BAD = [
         "command: must be a list of strings, e.g. ['python', 'train.py']",
     ),
     ("command-empty", "command", [], "command: must not be empty"),
+    ("command-empty-program", "command", ["", "x"], "command[0]: must name a program, got an empty string"),
     ("command-item-number", "command", ["python", 3], "command[1]: must be a string, got 3"),
     (
         "args-template-unknown",
