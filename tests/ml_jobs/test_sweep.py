@@ -228,3 +228,29 @@ def test_params_of_a_late_index_cost_no_more_than_an_early_one():
 
 
 PINNED = [{"x": 0.963599, "k": 0}, {"x": 0.512339, "k": 9}, {"x": 0.930925, "k": 8}]
+
+
+SHIPPED = [Path(layout.__file__), Path(layout.__file__).with_name("_shim.py")]
+NEWER_THAN_38 = {"removeprefix", "removesuffix", "cache", "pairwise", "bit_count", "is_relative_to", "readlink"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_the_files_shipped_into_pods_use_python_38_and_the_standard_library_only(path):
+    # The image's interpreter may be older than ours; only 3.11 runs here, so check what can be checked statically.
+    import ast
+
+    source = path.read_text()
+    tree = ast.parse(source, feature_version=(3, 8))
+    assert "from __future__ import annotations" in source  # `X | None` annotations stay unevaluated
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute | ast.Name):
+            assert getattr(node, "attr", getattr(node, "id", None)) not in NEWER_THAN_38, ast.unparse(node)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "zip":
+            assert not any(k.arg == "strict" for k in node.keywords), ast.unparse(node)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            for name in names:
+                top = (name or "").split(".")[0]
+                assert top in sys.stdlib_module_names or top in {"layout", "ml_jobs"}, name
+                if top == "ml_jobs":
+                    assert name == "ml_jobs" and [a.name for a in node.names] == ["layout"]
