@@ -72,3 +72,21 @@ def save_json(path: Path, data: object) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
+
+
+API_URL_FILE = Path("/etc/herd-test/api-url")
+
+
+def api(method: str, path: str, body: object = None) -> object:
+    """Talk to the testbed's pretend API server (tests/playbooks/doubles/pretend_api.py)."""
+    import urllib.request
+
+    try:
+        base = API_URL_FILE.read_text().strip()
+    except FileNotFoundError:
+        fail("api", f"{API_URL_FILE} is missing: the test doubles have no pretend API server to talk to")
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())

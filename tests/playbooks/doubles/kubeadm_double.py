@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -176,7 +177,9 @@ def kubeconfig(endpoint: str, user: str) -> str:
     )
 
 
-def write_kubelet_files(cluster_kubelet: dict | None, extra: dict[str, str], taints: list[dict]) -> None:
+def write_kubelet_files(
+    cluster_kubelet: dict | None, extra: dict[str, str], taints: list[dict], name: str
+) -> None:
     KUBELET_DIR.mkdir(parents=True, exist_ok=True)
     config = {
         "apiVersion": KUBELET_API,
@@ -186,7 +189,9 @@ def write_kubelet_files(cluster_kubelet: dict | None, extra: dict[str, str], tai
     }
     config.update({k: v for k, v in (cluster_kubelet or {}).items() if k not in ("apiVersion", "kind")})
     (KUBELET_DIR / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    flags = [f"--{name}={value}" for name, value in sorted(extra.items())]
+    flags = [f"--{flag}={value}" for flag, value in sorted(extra.items())]
+    if name != socket.gethostname():
+        flags.append(f"--hostname-override={name}")
     if taints:
         rendered = ",".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in taints)
         flags.append(f"--register-with-taints={rendered}")
@@ -267,15 +272,7 @@ def cmd_init(args: list[str]) -> None:
         (ETC / name).write_text(kubeconfig(endpoint, user))
         (ETC / name).chmod(0o600)
     reg = init["nodeRegistration"]
-    write_kubelet_files(docs.get("KubeletConfiguration"), extra, reg.get("taints") or [])
-    nodes = load_json(STATE / "nodes.json", {})
-    nodes[reg["name"]] = {
-        "labels": labels_of(extra),
-        "taints": reg.get("taints") or [],
-        "unschedulable": False,
-        "control_plane": True,
-    }
-    save_json(STATE / "nodes.json", nodes)
+    write_kubelet_files(docs.get("KubeletConfiguration"), extra, reg.get("taints") or [], reg["name"])
     save_json(
         STATE / "cluster.json",
         {
@@ -342,7 +339,7 @@ def cmd_join(args: list[str]) -> None:
     if control_plane is not None:
         (ETC / "admin.conf").write_text(kubeconfig(bootstrap["apiServerEndpoint"], "kubernetes-admin"))
         (ETC / "admin.conf").chmod(0o600)
-    write_kubelet_files(None, extra, reg.get("taints") or [])
+    write_kubelet_files(None, extra, reg.get("taints") or [], reg["name"])
     # What a real API server would learn at join time, kept for the tests to check against the control plane's
     # record of the tokens it minted (digests only, never the token).
     save_json(

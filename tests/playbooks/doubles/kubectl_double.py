@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """TEST DOUBLE of kubectl, installed as /usr/bin/kubectl by the `kubectl` test-double package.
 
-There is no API server on a test host. This double keeps the Node objects of a pretend cluster in
-/var/lib/herd-doubles/nodes.json (the kubeadm double adds the control-plane node at init; a test adds the workers
-it has joined, standing in for their kubelets registering) and answers the node commands herd's playbooks use:
+There is no API server on a test host. This double works on the Node objects of the testbed's pretend API server
+(tests/playbooks/doubles/pretend_api.py), where the kubelet doubles register their nodes, and answers the node
+commands herd's playbooks use:
 get, cordon, drain, taint, delete. It records every call so a test can assert their order, and refuses what would
 be wrong against a real cluster: no kubeconfig, an unknown node, a drain that could bypass PodDisruptionBudgets
 (--disable-eviction) or that has no --timeout. A node marked `pdb_blocks_eviction` in the state makes drain fail
@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, "/usr/lib/herd-doubles")
-from _double_common import STATE, fail, load_json, record, save_json
+from _double_common import api, fail, record
 
 TOOL = "kubectl"
-NODES = STATE / "nodes.json"
 VALUE_FLAGS = {"kubeconfig", "timeout", "field-selector", "selector", "grace-period", "output", "namespace"}
 TAINT = re.compile(
     r"^(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)(?P<rm>-)?$"
@@ -69,7 +68,7 @@ def main() -> None:  # noqa: PLR0915 - one flat dispatch over kubectl's verbs re
         fail(
             TOOL, f"no usable kubeconfig ({kubeconfig!r}): The connection to the server localhost:8080 was refused"
         )
-    nodes: dict = load_json(NODES, {})
+    nodes: dict = api("GET", "/nodes")
     if not positional:
         fail(TOOL, "no command")
     verb, rest = positional[0], positional[1:]
@@ -122,7 +121,7 @@ def main() -> None:  # noqa: PLR0915 - one flat dispatch over kubectl's verbs re
         node["unschedulable"] = True
         if node.get("pdb_blocks_eviction"):
             record(TOOL, sys.argv[1:], result="timeout")
-            save_json(NODES, nodes)
+            api("PUT", "/nodes", nodes)
             print(
                 'error when evicting pods/"train-0" -n "ml" (will retry after 5s): Cannot evict pod as it '
                 "would violate the pod's disruption budget.",
@@ -160,7 +159,7 @@ def main() -> None:  # noqa: PLR0915 - one flat dispatch over kubectl's verbs re
     else:
         fail(TOOL, f"the double does not implement {verb!r}")
     record(TOOL, sys.argv[1:])
-    save_json(NODES, nodes)
+    api("PUT", "/nodes", nodes)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,360 @@
+"""Booted Debian test hosts for the playbooks: systemd-nspawn containers on a private bridge, reached over SSH.
+
+A :class:`Testbed` boots one container per :class:`HostSpec` from the cached bookworm image
+(tests/playbooks/hosts/build-rootfs.sh) through an overlay, so every host starts clean and the image is never
+written. The hosts get systemd as PID 1, sshd, their own addresses on ``10.213.<net>.0/24`` (a bridge created for
+the run; nothing is routed anywhere else), apt through a tinyproxy started on the bridge address, and the
+TEST-DOUBLE apt repositories (tests/playbooks/doubles) served on the same address. It writes an inventory shaped
+like inventory/example (same group_vars) with the test overrides as host variables, and tears everything down on
+exit — also when a test fails or the set-up itself fails half-way: containers stopped by their own PIDs, overlays
+unmounted, the bridge (and the veths on it) removed, tinyproxy and the repository server stopped.
+
+Containers never get capabilities that reach the host: systemd-nspawn's default set (no CAP_SYS_MODULE, no
+CAP_SYS_TIME), their own network namespace.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos
+from tests.playbooks.doubles.pretend_api import PretendApi
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = Path(os.environ.get("HERD_TEST_HOST_CACHE", "/var/cache/herd")) / "rootfs-bookworm"
+LOCK = Path("/run/herd-testbed.lock")
+PROXY_PORT = 3142
+REPO_PORT = 8213
+API_PORT = 8214
+FAKE_PCI = "/etc/herd-test/fake-pci"
+# Test hosts are re-created each run with the image's host keys: nothing to pin, nothing to remember.
+SSH_OPTIONS = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=10")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One test host.
+
+    Attributes:
+        name: inventory name and machine name.
+        group: control_plane, gpu_nodes or cpu_nodes.
+        gpus: fake GPUs as (nvidia-smi product name, memory MiB): PCI devices and the nvidia-smi double's answer.
+        broken_apt: point the host's apt at a dead proxy (a host made to fail).
+        boot: False puts the host in the inventory without booting it (an unreachable host).
+        host_vars: extra inventory variables.
+    """
+
+    name: str
+    group: str
+    gpus: tuple[tuple[str, int], ...] = ()
+    broken_apt: bool = False
+    boot: bool = True
+    host_vars: dict[str, Any] = field(default_factory=dict)
+
+
+def why_not_available() -> str | None:
+    """None when booted test hosts can run here, else the reason they cannot (for a skip message)."""
+    if os.geteuid() != 0:
+        return "booted test hosts need root (systemd-nspawn, overlay mounts, a bridge); run as root"
+    for tool in ("systemd-nspawn", "tinyproxy", "ip", "ssh", "ssh-keygen", "gpg", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (scripts/test.sh installs scripts/apt-packages.txt)"
+    if not (IMAGE / ".herd-image").exists():
+        return f"no test-host image at {IMAGE}: run tests/playbooks/hosts/build-rootfs.sh as root"
+    return None
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+def _wait_port(address: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+class Testbed:
+    """Boot ``hosts`` on network ``10.213.<net>.0/24`` under ``workdir``; use as a context manager."""
+
+    def __init__(self, hosts: list[HostSpec], workdir: Path, net: int = 0, versions: Versions | None = None):
+        self.hosts = hosts
+        self.workdir = workdir
+        self.net = net
+        self.prefix = f"10.213.{net}"
+        self.gateway = f"{self.prefix}.1"
+        self.bridge = f"herdbr{net}"
+        self.versions = versions or Versions()
+        self.key = workdir / "id_ed25519"
+        self.inventory = workdir / "inventory" / "hosts.yml"
+        self.kubeconfig = workdir / "artifacts" / "admin.conf"
+        self._lock: int | None = None
+        self._containers: dict[str, subprocess.Popen[bytes]] = {}
+        self._mounts: list[Path] = []
+        self._proxy: subprocess.Popen[bytes] | None = None
+        self._repo: RepoServer | None = None
+        self.api: PretendApi | None = None
+        self._bridge_up = False
+        self._mounted_nspawn_tmpfs = False
+
+    # -- addresses ---------------------------------------------------------------------------------------------
+    def address(self, name: str) -> str:
+        index = [h.name for h in self.hosts].index(name)
+        return f"{self.prefix}.{10 + index}"
+
+    @property
+    def repo_url(self) -> str:
+        return f"http://{self.gateway}:{REPO_PORT}"
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> Testbed:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)  # one testbed at a time on this machine
+        if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
+            # We hold the lock, so this is left over from a run that was killed: remove it.
+            _run("ip", "link", "delete", self.bridge, check=False)
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "herd-testbed", "-f", str(self.key))
+        self._network()
+        self._start_proxy()
+        repo_root = self.workdir / "apt"
+        build_repos(repo_root, self.versions)
+        self._repo = RepoServer(repo_root, self.gateway, REPO_PORT).__enter__()
+        self.api = PretendApi(self.gateway, API_PORT).start()
+        nspawn_run = Path("/run/systemd/nspawn")
+        nspawn_run.mkdir(parents=True, exist_ok=True)
+        if _run("mountpoint", "-q", str(nspawn_run), check=False).returncode != 0:
+            _run("mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "tmpfs", str(nspawn_run))
+            self._mounted_nspawn_tmpfs = True
+        for host in self.hosts:
+            if host.boot:
+                self._boot(host)
+        for host in self.hosts:
+            if host.boot:
+                self._wait_ssh(host)
+        self._write_inventory()
+
+    def _network(self) -> None:
+        _run("ip", "link", "add", self.bridge, "type", "bridge")
+        self._bridge_up = True
+        _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
+
+    def _start_proxy(self) -> None:
+        conf = self.workdir / "tinyproxy.conf"
+        conf.write_text(
+            f"User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {self.gateway}\nTimeout 600\n"
+            f"Allow {self.prefix}.0/24\nMaxClients 64\nLogLevel Warning\n"
+        )
+        log = (self.workdir / "tinyproxy.log").open("wb")
+        self._proxy = subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)], stdout=log, stderr=log)
+        if not _wait_port(self.gateway, PROXY_PORT, 10):
+            raise RuntimeError(f"tinyproxy did not listen on {self.gateway}:{PROXY_PORT}: see {log.name}")
+
+    def _boot(self, host: HostSpec) -> None:
+        base = self.workdir / "hosts" / host.name
+        upper, work, root = base / "upper", base / "work", base / "root"
+        for d in (upper, work, root):
+            d.mkdir(parents=True, exist_ok=True)
+        _run(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={IMAGE},upperdir={upper},workdir={work}",
+            str(root),
+        )
+        self._mounts.append(root)
+        self._seed(host, root)
+        log = (base / "console.log").open("wb")
+        self._containers[host.name] = subprocess.Popen(
+            ["systemd-nspawn", "-q", "-D", str(root), "-M", host.name, "--register=no", "--keep-unit", "-b",
+             f"--network-bridge={self.bridge}", "--link-journal=no"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+
+    def _seed(self, host: HostSpec, root: Path) -> None:
+        def write(path: str, text: str, mode: int = 0o644) -> None:
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            target.chmod(mode)
+
+        write("/etc/hostname", f"{host.name}\n")
+        write("/etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {host.name}\n")
+        write("/etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
+        write("/etc/systemd/network/10-host0.network",
+              f"[Match]\nName=host0\n\n[Network]\nAddress={self.address(host.name)}/24\n"
+              "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")  # fmt: skip
+        wants = root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        link = wants / "systemd-networkd.service"
+        if not link.is_symlink():
+            link.symlink_to("/lib/systemd/system/systemd-networkd.service")
+        pub = self.key.with_suffix(".pub").read_text()
+        write("/root/.ssh/authorized_keys", pub, 0o600)
+        proxy = f"http://{self.gateway}:{9 if host.broken_apt else PROXY_PORT}"
+        write("/etc/apt/apt.conf.d/01herd-test-proxy", f'Acquire::http::Proxy "{proxy}";\n')
+        # A fake PCI bus: always a NIC (not a GPU), plus one NVIDIA 3D controller per fake GPU.
+        write(f"{FAKE_PCI}/0000:00:1f.6/vendor", "0x8086\n")
+        write(f"{FAKE_PCI}/0000:00:1f.6/class", "0x020000\n")
+        for i, _ in enumerate(host.gpus):
+            write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/vendor", "0x10de\n")
+            write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/class", "0x030200\n")
+        write("/etc/herd-test/api-url", f"http://{self.gateway}:{API_PORT}\n")
+        write("/etc/herd-test/fake-gpus.json", json.dumps([{"name": n, "memory_mib": m} for n, m in host.gpus]))
+
+    def _wait_ssh(self, host: HostSpec, timeout: float = 90) -> None:
+        address = self.address(host.name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._containers[host.name].poll() is not None:
+                raise RuntimeError(f"test host {host.name} exited while booting: see its console.log")
+            if _wait_port(address, 22, 1) and self.ssh(host.name, "true", check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"test host {host.name} ({address}) did not answer SSH within {timeout:.0f}s")
+
+    def close(self) -> None:
+        """Tear everything down; safe to call more than once and after a partial start."""
+        for proc in self._containers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # systemd-nspawn -b: an orderly poweroff of the container
+        for proc in self._containers.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._containers.clear()
+        for root in reversed(self._mounts):
+            if _run("umount", str(root), check=False).returncode != 0:
+                _run("umount", "-l", str(root), check=False)
+        self._mounts.clear()
+        if self._repo is not None:
+            self._repo.__exit__(None, None, None)
+            self._repo = None
+        if self.api is not None:
+            self.api.stop()
+        if self._proxy is not None:
+            self._proxy.terminate()
+            try:
+                self._proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proxy.kill()
+            self._proxy = None
+        if self._bridge_up:
+            _run("ip", "link", "delete", self.bridge, check=False)
+            self._bridge_up = False
+        if self._mounted_nspawn_tmpfs:
+            _run("umount", "/run/systemd/nspawn", check=False)
+            self._mounted_nspawn_tmpfs = False
+        if self.workdir.exists():
+            _run("rm", "-rf", "--one-file-system", str(self.workdir / "hosts"), check=False)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    # -- using the hosts ---------------------------------------------------------------------------------------
+    def ssh(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        options = [f"-o{o}" for o in (*SSH_OPTIONS, "BatchMode=yes", "LogLevel=ERROR")]
+        return _run("ssh", "-i", str(self.key), *options, f"root@{self.address(name)}", command, check=check)
+
+    def read(self, name: str, path: str) -> str:
+        return self.ssh(name, f"cat {path}").stdout
+
+    def calls(self, name: str, tool: str | None = None) -> list[dict[str, Any]]:
+        """The test doubles' call log on one host (optionally one tool's calls only)."""
+        out = self.ssh(name, "cat /var/log/herd-doubles/calls.jsonl 2>/dev/null || true").stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return [e for e in entries if tool is None or e["tool"] == tool]
+
+    def test_vars(self, host: HostSpec) -> dict[str, Any]:
+        """What the test inventory overrides: addresses, SSH, and the doubles' repositories instead of upstream."""
+        v = self.versions
+        cp = next(h for h in self.hosts if h.group == "control_plane")
+        k8s = f"{self.repo_url}/k8s/core:/stable:/v{v.kubernetes_minor}/deb/"
+        cuda = f"{self.repo_url}/nvidia/cuda/debian12/x86_64/"
+        toolkit = f"{self.repo_url}/nvidia/libnvidia-container/stable/deb/amd64/"
+        return {
+            "ansible_host": self.address(host.name),
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.key),
+            "ansible_ssh_common_args": " ".join(f"-o {o}" for o in SSH_OPTIONS),
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "herd_node_ip": self.address(host.name),
+            "herd_control_plane_endpoint": f"{self.address(cp.name)}:6443",
+            "herd_kubernetes_version": v.kubernetes,
+            "herd_kubeconfig_dest": str(self.kubeconfig),
+            "kubernetes_apt_repo_url": k8s,
+            "nvidia_driver_repo_url": cuda,
+            "nvidia_driver_key_url": f"{cuda}Release.key",
+            "nvidia_driver_version": v.nvidia_driver,
+            "nvidia_toolkit_repo_url": toolkit,
+            "nvidia_toolkit_key_url": f"{toolkit}Release.key",
+            "nvidia_toolkit_version": v.nvidia_toolkit,
+            "nvidia_pci_devices_dir": FAKE_PCI,
+            "verify_kubelet_delay": 2,
+            **host.host_vars,
+        }  # fmt: skip
+
+    def _write_inventory(self) -> None:
+        groups: dict[str, dict[str, Any]] = {"control_plane": {}, "gpu_nodes": {}, "cpu_nodes": {}}
+        for host in self.hosts:
+            groups[host.group][host.name] = self.test_vars(host)
+        doc = {"all": {"children": {g: {"hosts": hosts} for g, hosts in groups.items()}}}
+        inv = self.inventory.parent
+        inv.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(REPO / "inventory" / "example" / "group_vars", inv / "group_vars", dirs_exist_ok=True)
+        self.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def stop_host(self, name: str) -> None:
+        """Power a host off (its container, by its PID): from then on it is unreachable, like a dead server."""
+        proc = self._containers[name]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """The Node objects in the pretend API server (what kubelets registered and kubectl changed)."""
+        assert self.api is not None
+        with self.api.lock:
+            return json.loads(json.dumps(self.api.nodes))
+
+
+@contextmanager
+def testbed(hosts: list[HostSpec], workdir: Path, net: int = 0) -> Iterator[Testbed]:
+    with Testbed(hosts, workdir, net) as bed:
+        yield bed
