@@ -9,6 +9,14 @@ import pulumi_kubernetes as k8s
 
 from infra.addons.charts import Chart
 
+# herd's on-prem controllers may run on the control plane: in a small site every other on-prem node is a GPU
+# server, tainted for GPU work only.
+CONTROL_PLANE_TOLERATION = {
+    "key": "node-role.kubernetes.io/control-plane",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
 
 def child_opts(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, **extra) -> pulumi.ResourceOptions:
     """Options of a component's child: parented, and waiting for whatever the component was told to wait for

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.addons import _helm
+from infra.addons._helm import CONTROL_PLANE_TOLERATION
 from infra.addons.charts import CLUSTER_AUTOSCALER
 from infra.burst_pool import CA_TAG, asg_name
 from infra.config import StackConfig
@@ -52,7 +53,9 @@ def autoscaler_values(cfg: StackConfig) -> dict:
             "skip-nodes-with-local-storage": False,
         },
         "expanderPriorities": priorities(cfg),
+        # On-prem (a pool may have no node at all); on the control plane if no other on-prem node is untainted.
         "nodeSelector": {taxonomy.LABELS["location"].key: "onprem"},
+        "tolerations": [CONTROL_PLANE_TOLERATION],
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
     }
 

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.addons import _helm
+from infra.addons._helm import CONTROL_PLANE_TOLERATION
 from infra.addons.charts import NFS_PROVISIONER
 from infra.config import StackConfig
 from ml_jobs import taxonomy
@@ -24,8 +25,9 @@ def nfs_values(cfg: StackConfig) -> dict:
     return {
         "nfs": {"server": cfg.nfs_server, "path": cfg.nfs_path, "mountOptions": list(cfg.nfs_mount_options)},
         "storageClass": {"create": False, "provisionerName": PROVISIONER},
-        # Provision next to the NAS, not across the VPN.
+        # Provision next to the NAS, not across the VPN; the control plane may be the only untainted on-prem node.
         "nodeSelector": {taxonomy.LABELS["location"].key: "onprem"},
+        "tolerations": [CONTROL_PLANE_TOLERATION],
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     }
 

@@ -37,7 +37,8 @@ def unknown_paths(values: dict, keys: set[str]) -> list[str]:
         if path in keys:
             continue
         parts = path.split(".")
-        if any(".".join(parts[:n]) + ".*" in keys for n in range(1, len(parts) + 1)):
+        prefixes = [".".join(parts[:n]) for n in range(1, len(parts) + 1)]
+        if any(p + ".*" in keys or (p.endswith("[]") and p in keys) for p in prefixes):
             continue
         unknown.append(path)
     return unknown
@@ -64,7 +65,11 @@ def test_every_value_set_exists_in_the_pinned_chart(any_plan):
         ({"gfd": {"enabled": True}}, []),
         ({"gfd": {"enable": True}}, ["gfd.enable"]),  # a typo is caught
         ({"config": {"map": {"anything": "x"}}}, []),  # free-form below config.map
-        ({"tolerations": [{"key": "a"}]}, ["tolerations[].key"]),  # not declared open: caught
+        ({"tolerations": [{"key": "a"}]}, []),  # a list of Tolerations, passed through
+        (
+            {"nfd": {"master": {"config": {"extraLabelNs": ["a"]}, "replicas": 2}}},
+            ["nfd.master.replicas"],
+        ),  # caught
     ],
 )
 def test_the_key_check_catches_unknown_keys(values, unknown):

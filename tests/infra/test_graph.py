@@ -365,7 +365,9 @@ def test_only_the_device_plugin_tolerates_the_gpu_taint(any_plan):
     """GPU nodes are tainted; of what herd installs, only GPU daemons (the device plugin chart's own defaults)
     may land there. herd's values add no toleration anywhere."""
     for release in any_plan.of_type(RELEASE):
-        assert "tolerations" not in json.dumps(release.inputs["values"]), release.name
+        for toleration in release.inputs["values"].get("tolerations", []):
+            assert toleration["key"] != taxonomy.GPU_TAINT.key, release.name
+        assert taxonomy.GPU_TAINT.key + '"' not in json.dumps(release.inputs["values"]), release.name
     for group in any_plan.of_type(ASG):
         tags = tags_of(group)
         gpu = any("/resources/nvidia.com/gpu" in k for k in tags)
