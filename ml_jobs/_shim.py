@@ -1,11 +1,16 @@
-"""The entry shim: turns a run index into the run's parameters and environment, then execs the run's command.
+"""The entry shim: turns a run index into the run's parameters and environment, then runs the run's command.
 
 One sweep is one Indexed Job; the sweep ConfigMap holds the sweep *definition* (``sweep.json``), this file
 (``entry.py``) and ``layout.py``, mounted at ``/etc/ml-jobs``. Each pod starts
 ``python3 /etc/ml-jobs/entry.py -- COMMAND ARGS...``; the shim reads ``JOB_COMPLETION_INDEX``, derives the run's
 parameters from the definition, prepares its results and checkpoint directories, writes ``params.json``, sets
-the environment contract and replaces itself with the command (``os.execvpe``: the command gets the pod's
-signals directly and its exit code is the container's).
+the environment contract and runs the command as its child, forwarding signals to it and exiting with its
+exit status (128 + N when the command dies of signal N, as a container runtime reports it).
+
+Why a child and not ``exec``: the shim is PID 1 of the container. The kernel does not apply default signal
+actions to PID 1, so a training script exec'd there that installs no SIGTERM handler would ignore the SIGTERM
+of a drain or a deletion and only die by SIGKILL a grace period later — losing its chance to checkpoint. The
+shim forwards SIGTERM (and SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) and, as PID 1, reaps orphans.
 
 The local backend runs this very file the same way, and ``Experiment.sweep.params(i)`` calls the same
 functions, so the cluster, the local backend and the renderer agree on every index by construction.
@@ -18,13 +23,16 @@ no ``X | Y`` outside annotations). Parameters of random sweeps come from a hash 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import posixpath
 import re
+import signal
 import socket
+import subprocess
 import sys
 import time
 from typing import Any
@@ -176,7 +184,7 @@ def _fail(message: str, code: int = _EXIT_SHIM_ERROR) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``entry.py -- COMMAND [ARGS...]``: prepare run ``$JOB_COMPLETION_INDEX`` and exec its command."""
+    """``entry.py -- COMMAND [ARGS...]``: prepare run ``$JOB_COMPLETION_INDEX``, run its command, exit likewise."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -236,13 +244,45 @@ def main(argv: list[str] | None = None) -> int:
     env.update(run_env)
     sys.stdout.flush()
     sys.stderr.flush()
+    return supervise(command, env)
+
+
+FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def supervise(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` as a child, forward signals to it, and return its exit status the way a shell would."""
     try:
-        os.execvpe(command[0], command, env)
+        child = subprocess.Popen(command, env=env)
     except FileNotFoundError:
         return _fail(f"command not found: {command[0]}", _EXIT_NOT_FOUND)
     except OSError as e:
         return _fail(f"cannot run {command[0]}: {e}", _EXIT_NOT_FOUND - 1)
-    return 0  # not reached: execvpe replaced this process
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it has just exited
+            os.kill(child.pid, signum)
+
+    for name in FORWARDED_SIGNALS:
+        signal.signal(getattr(signal, name), forward)
+
+    if os.getpid() != 1:
+        return _exit_status(child.wait())
+    # PID 1 adopts every orphan of the container: reap them all while waiting for the command itself.
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:  # pragma: no cover - the command was reaped elsewhere
+            return _exit_status(child.wait())
+        if pid == child.pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)
+
+
+def _exit_status(returncode: int) -> int:
+    """Popen's return code (negative for a signal) as a process exit status: 128 + N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 if __name__ == "__main__":

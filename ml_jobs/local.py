@@ -17,8 +17,9 @@ On disk, under the results directory (``./runs`` by default)::
 Running the same spec again resumes: succeeded runs are kept, the others run again. A changed spec under the
 same name gets the next revision's directory (``<name>-r2``), as ``ml-jobs submit`` does in the cluster.
 
-Ctrl-C (SIGINT) or SIGTERM stops every run: each run's process group gets SIGTERM, then SIGKILL after a grace
-period; interrupted runs are recorded as such and run again next time.
+Ctrl-C (SIGINT) or SIGTERM stops every run as a pod deletion would: the run's shim gets SIGTERM and forwards it
+to the command; after a grace period (or a second Ctrl-C) the run's whole process group gets SIGKILL, which
+also ends whatever the run left behind. Interrupted runs are recorded as such and run again next time.
 """
 
 from __future__ import annotations
@@ -454,7 +455,9 @@ class _Sweep:
             )
         first = stop.requested
         for item in self.active.values():
-            _signal_group(item.process, signal.SIGTERM)
+            # As the kubelet does: SIGTERM to the container's PID 1 (the shim), which forwards it to the run.
+            with suppress(ProcessLookupError):
+                item.process.send_signal(signal.SIGTERM)
         end = time.time() + self.grace
         while time.time() < end and stop.requested <= first:
             if all(item.process.poll() is not None for item in self.active.values()):
