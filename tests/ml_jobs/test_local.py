@@ -274,3 +274,57 @@ def test_an_unwritable_results_directory_is_one_error_and_nothing_runs(script, t
         LocalError, match=r"^local-test: cannot write results under .*/file/runs: Not a directory$"
     ):
         run_local(exp, results_dir=blocker / "runs", console=quiet())
+
+
+GPU_SCRIPT = """
+import json, os, time
+from pathlib import Path
+start = time.time()
+time.sleep(0.3)
+Path(os.environ["METRICS_FILE"]).write_text(json.dumps({"start": start, "end": time.time()}))
+Path(os.environ["RESULTS_DIR"], "gpus").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+"""
+
+
+@pytest.mark.slow
+def test_gpus_are_handed_out_so_concurrent_runs_never_share_one(tmp_path, monkeypatch):
+    # GIVEN a machine with three GPUs (what CUDA_VISIBLE_DEVICES says; no real GPU here) and runs needing one each
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    script = tmp_path / "gpu.py"
+    script.write_text(GPU_SCRIPT)
+    exp = Experiment(
+        name="gpu-test",
+        image="python:3.11",
+        command=["python", str(script)],
+        resources={"cpu": "100m", "memory": "64Mi", "gpus": 1},
+        sweep={"grid": {"i": list(range(7))}},
+    )
+    report = run_local(exp, results_dir=tmp_path / "runs", console=quiet())
+    assert report.ok and report.plan.slots == 3
+    spans = []
+    for result in report.results:
+        gpu = (result.path / "gpus").read_text()
+        spans.append((gpu, result.metrics["start"], result.metrics["end"]))
+    assert {gpu for gpu, _, _ in spans} == {"0", "1", "2"}
+    for a in spans:
+        for b in spans:
+            if a is not b and a[0] == b[0]:
+                assert a[2] <= b[1] or b[2] <= a[1], f"GPU {a[0]} shared by two runs at once"
+
+
+@pytest.mark.slow
+def test_the_deadline_stops_the_sweep(script, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_RELEASE_FILE", str(tmp_path / "never"))
+    exp = experiment(script, [{"mode": "sleep", "score": 1}, {"mode": "sleep", "score": 2}], deadline=1)
+    started = time.time()
+    report = run_local(exp, results_dir=tmp_path / "runs", console=quiet(), grace_seconds=1)
+    assert time.time() - started < 20
+    assert report.stopped_by == "deadline" and not report.ok
+    assert {r.state for r in report.runs.values()} == {INTERRUPTED}
+    assert report.runs[0].note == "deadline of 1s passed"
+    pids = [
+        int(x)
+        for i in (0, 1)
+        for x in (tmp_path / "runs/local-test" / layout.run_name(i) / "pids").read_text().split()
+    ]
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
