@@ -322,9 +322,7 @@ def test_the_deadline_stops_the_sweep(script, tmp_path, monkeypatch):
     assert report.stopped_by == "deadline" and not report.ok
     assert {r.state for r in report.runs.values()} == {INTERRUPTED}
     assert report.runs[0].note == "deadline of 1s passed"
-    pids = [
-        int(x)
-        for i in (0, 1)
-        for x in (tmp_path / "runs/local-test" / layout.run_name(i) / "pids").read_text().split()
-    ]
+    # (under heavy load a run may be stopped before it wrote its pids: then there is nothing left to check)
+    pid_files = [tmp_path / "runs/local-test" / layout.run_name(i) / "pids" for i in (0, 1)]
+    pids = [int(x) for f in pid_files if f.exists() for x in f.read_text().split()]
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
