@@ -1,4 +1,4 @@
-"""The real ``ml-jobs`` CLI (subprocesses, kubeconfig -> emulator) through a whole sweep (the README transcript)."""
+"""The real ``ml-jobs`` CLI (subprocesses, kubeconfig -> emulator) through a whole sweep: the README transcript."""
 
 from __future__ import annotations
 
