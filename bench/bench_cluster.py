@@ -26,12 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml_jobs import _labels as L  # noqa: E402
-from ml_jobs.kube import submit, sweep_status  # noqa: E402
-from ml_jobs.render import render  # noqa: E402
-from ml_jobs.spec import Experiment  # noqa: E402
-from tests.ml_jobs.cluster.doubles import JobControllerDouble  # noqa: E402
-from tests.ml_jobs.cluster.emulator import EmulatedCluster  # noqa: E402
+from ml_jobs import _labels as L
+from ml_jobs.kube import submit, sweep_status
+from ml_jobs.render import render
+from ml_jobs.spec import Experiment
+from tests.ml_jobs.cluster.doubles import JobControllerDouble
+from tests.ml_jobs.cluster.emulator import EmulatedCluster
 
 
 def experiment(runs: int) -> Experiment:
@@ -64,7 +64,9 @@ def naive_jobs(exp: Experiment) -> list[dict[str, Any]]:
             spec.pop(key, None)
         spec.update(completions=1, parallelism=1, backoffLimit=2)
         container = spec["template"]["spec"]["containers"][0]
-        container["env"] = [{"name": f"PARAM_{k.upper()}", "value": str(v)} for k, v in exp.sweep.params(i).items()]
+        container["env"] = [
+            {"name": f"PARAM_{k.upper()}", "value": str(v)} for k, v in exp.sweep.params(i).items()
+        ]
         jobs.append(job)
     return jobs
 
