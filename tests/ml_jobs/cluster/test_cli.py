@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from ml_jobs.kube import registry
+from tests.ml_jobs.cluster.conftest import GPU_PRODUCT, experiment
+from tests.ml_jobs.cluster.doubles import JobControllerDouble, KubeletDouble, SchedulerDouble, node
+from tests.ml_jobs.cluster.emulator import EmulatedCluster
 from tests.ml_jobs.cluster.readme_demo import run
+from tests.ml_jobs.cluster.test_config import write_kubeconfig
 
-pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
-
+@pytest.mark.emulator
+@pytest.mark.slow
 def test_every_verb_through_the_cli() -> None:
     transcript = run(local_results=None)
     text = "\n\n".join(transcript)
@@ -56,3 +62,45 @@ def test_help_does_not_import_the_kubernetes_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.emulator
+def test_status_watch_updates_until_the_sweep_ends(
+    cluster: EmulatedCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ml_jobs import _cli_cluster
+    from ml_jobs.cli import app
+    from ml_jobs.kube import submit
+
+    api = cluster.api()
+    submit(api, experiment(3, parallelism=3), owner="alice")
+    controller = JobControllerDouble(cluster)
+    scheduler = SchedulerDouble(cluster, [node("gpu-1", labels={"nvidia.com/gpu.product": GPU_PRODUCT}, gpus=4)])
+    kubelet = KubeletDouble(cluster, controller)
+    controller.sync("bert-sweep")
+    ticks: list[int] = []
+
+    def tick(seconds: float) -> None:  # between two updates, one run finishes
+        ticks.append(1)
+        pending = [p for p in controller.pods("bert-sweep") if p["status"]["phase"] == "Pending"]
+        running = [p for p in controller.pods("bert-sweep") if p["status"]["phase"] == "Running"]
+        for p in pending:
+            scheduler.schedule(p["metadata"]["name"])
+            kubelet.start(p["metadata"]["name"])
+        if running:
+            kubelet.finish(running[0]["metadata"]["name"], 0)
+
+    monkeypatch.setattr(_cli_cluster.time, "sleep", tick)
+    config = write_kubeconfig(tmp_path / "config", cluster.url)
+    result = CliRunner().invoke(
+        app, ["status", "bert-sweep", "--watch", "--kubeconfig", str(config)], env={"COLUMNS": "120"}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert len(ticks) == 4  # start all, then one finish per update until the Job is complete
+    assert "complete" in result.output and "3 succeeded" in result.output
+    record = registry.read(api, "bert-sweep")
+    assert record is not None and record.latest().state == "finished"  # type: ignore[union-attr]
+    api.close()

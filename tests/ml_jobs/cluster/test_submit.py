@@ -294,3 +294,18 @@ def test_an_unreachable_api_server_is_one_line_after_retries(cluster: EmulatedCl
         UnreachableError, match=r"API server http://127.0.0.1:9: cannot connect .*after 2 attempts"
     ):
         submit(api, experiment(6), owner="alice")
+
+
+def test_a_409_from_a_concurrent_writer_rolls_back_and_says_so(cluster: EmulatedCluster, api: Any) -> None:
+    # Another client changed the registry between our read and our final update.
+    cluster.inject(
+        "PATCH",
+        r"/configmaps/bert-sweep\.registry$",
+        409,
+        message='Operation cannot be fulfilled on configmaps "bert-sweep.registry": the object has been modified',
+    )
+
+    with pytest.raises(ConflictError, match="the object has been modified"):
+        submit(api, experiment(6), owner="alice")
+
+    _assert_nothing_left(cluster)
