@@ -65,32 +65,31 @@ def map_api_exception(e: Any, *, verb: str, resource: str, namespace: str, name:
     """Turn a ``kubernetes.client.ApiException`` into the matching ``ApiError`` subclass, one line long."""
     status = int(e.status) if e.status else None
     reason, message, causes = _server_message(e.body)
-    kw = {
-        "status": status,
-        "verb": verb,
-        "resource": resource,
-        "namespace": namespace,
-        "reason": message or reason,
-    }
+
+    def make(cls: type[ApiError], text: str) -> ApiError:
+        return cls(
+            text, status=status, verb=verb, resource=resource, namespace=namespace, reason=message or reason
+        )
+
     where = _where(resource, name, namespace)
     if status == 403:
-        return ForbiddenError(
+        return make(
+            ForbiddenError,
             f"forbidden: you may not {verb} {resource} in namespace {namespace!r}"
             + (f" ({message})" if message else ""),
-            **kw,
         )
     if status == 404:
-        return NotFoundError(f"not found: {where}", **kw)
+        return make(NotFoundError, f"not found: {where}")
     if status == 409:
-        return ConflictError(
-            f"conflict: {where}: {message or reason or 'already exists or changed meanwhile'}", **kw
+        return make(
+            ConflictError, f"conflict: {where}: {message or reason or 'already exists or changed meanwhile'}"
         )
     if status == 422:
         detail = "; ".join(f"{c.get('field', '')}: {c.get('message', '')}".strip(": ") for c in causes)
-        return InvalidError(f"invalid: the server refused to {verb} {where}: {message or detail}", **kw)
+        return make(InvalidError, f"invalid: the server refused to {verb} {where}: {message or detail}")
     if status is not None and status >= 500:
-        return ServerError(f"the API server failed to {verb} {where}: {status} {message or reason}".rstrip(), **kw)
-    return ApiError(f"cannot {verb} {where}: {status} {message or reason}".rstrip(), **kw)
+        return make(ServerError, f"the API server failed to {verb} {where}: {status} {message or reason}".rstrip())
+    return make(ApiError, f"cannot {verb} {where}: {status} {message or reason}".rstrip())
 
 
 class Api:
@@ -220,7 +219,9 @@ class Api:
         self, resource: str, *, label_selector: str | None = None, field_selector: str | None = None
     ) -> list[dict[str, Any]]:
         """List objects in one request (no chunking, so the request count never depends on how many match)."""
-        kwargs = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
+        kwargs: dict[str, Any] = {
+            k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v
+        }
         return list(self._call("list", resource, self.namespace, **kwargs).get("items") or [])
 
     def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:

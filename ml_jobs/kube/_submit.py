@@ -141,7 +141,9 @@ def submit(
         ApiError: the API refused or failed; anything this call created has been removed again.
     """
     if render is None:
-        from ml_jobs.render import render
+        from ml_jobs.render import render as default_render
+
+        render = default_render
     owner = owner or getpass.getuser()
     spec_hash = exp.spec_hash()
     record = registry.read(api, exp.name)

@@ -248,7 +248,7 @@ def _objective(doc: dict[str, str]) -> Any:
         return None
     from ml_jobs.spec import Objective
 
-    return Objective(metric=doc["metric"], goal=doc.get("goal", "max"))
+    return Objective.model_validate({"metric": doc["metric"], "goal": doc.get("goal", "max")})
 
 
 def _record_metrics(
@@ -312,9 +312,10 @@ def plot(results: ExperimentResults, path: Path) -> Path:
     for ax, p in zip(axes[0], params, strict=True):
         xs = [r.params.get(p) for r in points]
         ys = [r.metric(metric) for r in points]
-        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
-            ax.scatter(xs, ys, s=18, alpha=0.75)
-            if min(xs) > 0 and max(xs) / min(xs) >= 10:
+        numbers = [float(x) for x in xs if isinstance(x, int | float) and not isinstance(x, bool)]
+        if len(numbers) == len(xs):
+            ax.scatter(numbers, ys, s=18, alpha=0.75)
+            if min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
                 ax.set_xscale("log")
             ax.scatter([best.params.get(p)], [best.metric(metric)], s=90, marker="*", color="crimson", zorder=3)
         else:

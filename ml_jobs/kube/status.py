@@ -234,7 +234,7 @@ def runs_from_record(rows: list[dict[str, Any]], runs: int) -> list[RunStatus]:
     return out
 
 
-def record_rows(runs: list[RunStatus], params: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def record_rows(runs: list[RunStatus], params: list[Any] | None) -> list[dict[str, Any]]:
     """Registry rows for ``runs`` (``params`` as recorded at submit, index-aligned, if any)."""
     rows = []
     for r in runs:

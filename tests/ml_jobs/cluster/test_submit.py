@@ -309,3 +309,15 @@ def test_a_409_from_a_concurrent_writer_rolls_back_and_says_so(cluster: Emulated
         submit(api, experiment(6), owner="alice")
 
     _assert_nothing_left(cluster)
+
+
+def test_ctrl_c_is_held_off_while_rolling_back_and_raised_after() -> None:
+    import os
+    import signal
+
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt), submit_module._ctrl_c_deferred():
+        os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, delivered to this (main) thread
+        reached_end = True  # the rollback would go on here
+    assert reached_end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
