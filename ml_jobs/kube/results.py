@@ -41,15 +41,19 @@ READER_IMAGE = "busybox:1.37.0"
 READER_MOUNT = "/results"
 READER_DEADLINE_SECONDS = 300
 _HEADER = "==> "
+_END = "==| files: "  # the last line: how many files were printed, so a truncated log is noticed
 # The reader's whole program: POSIX sh, no dependency on the experiment's image. One header line per file, then
 # the file on one line (metrics.json is JSON; newlines inside it are dropped so every file is exactly one line).
 READER_SCRIPT = (
     'cd "$RESULTS_DIR" 2>/dev/null || { echo "no directory $RESULTS_DIR on the results volume" >&2; exit 3; }\n'
+    "n=0\n"
     "for f in */metrics.json */params.json; do\n"
     '  [ -f "$f" ] || continue\n'
     f"  printf '{_HEADER}%s\\n' \"$f\"\n"
     "  tr -d '\\n' < \"$f\"; echo\n"
+    "  n=$((n + 1))\n"
     "done\n"
+    f"echo '{_END}'\"$n\"\n"
 )
 
 
@@ -78,16 +82,31 @@ class ExperimentResults:
 
 
 def parse_reader_output(lines: list[str]) -> dict[str, str]:
-    """``{"run-00003/metrics.json": text, ...}`` from the reader pod's log."""
+    """``{"run-00003/metrics.json": text, ...}`` from the reader pod's log.
+
+    Raises:
+        ResultsError: the log does not end with the file count, or the count differs (a rotated or cut log).
+    """
     out: dict[str, str] = {}
     current: str | None = None
+    trailer = next((line for line in reversed(lines) if line.strip()), "")
+    if not trailer.startswith(_END) or not trailer[len(_END) :].strip().isdigit():
+        raise ResultsError("the reader pod's log is incomplete (no file count at its end); use --results-path")
+    expected = int(trailer[len(_END) :])
     for line in lines:
+        if line.startswith(_END):
+            break
         if line.startswith(_HEADER):
             current = line[len(_HEADER) :].strip()
             continue
         if current is not None:
             out[current] = line
             current = None
+    if len(out) != expected:
+        raise ResultsError(
+            f"the reader pod printed {expected} files but its log holds {len(out)} (the kubelet rotates container "
+            "logs at containerLogMaxSize); read the volume directly with --results-path"
+        )
     return out
 
 

@@ -402,6 +402,30 @@ def node(
     }
 
 
+def _affinity_ok(spec: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Required node affinity: any term matches when all its expressions do (In, NotIn, Exists, DoesNotExist)."""
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if not required:
+        return True
+
+    def expr_ok(e: dict[str, Any]) -> bool:
+        value = labels.get(e["key"])
+        op = e["operator"]
+        if op == "In":
+            return value in e.get("values", [])
+        if op == "NotIn":
+            return value not in e.get("values", [])
+        if op == "Exists":
+            return value is not None
+        if op == "DoesNotExist":
+            return value is None
+        raise ValueError(f"operator {op} not modelled by this double")
+
+    return any(all(expr_ok(e) for e in term.get("matchExpressions", [])) for term in required["nodeSelectorTerms"])
+
+
 @dataclass
 class SchedulerDouble:
     """Places pending pods on nodes by the default filters, or marks them Unschedulable with the real message."""
@@ -442,7 +466,9 @@ class SchedulerDouble:
             ):
                 return [f"node(s) had untolerated taint {{{t['key']}: {t.get('value', '')}}}"], False
         labels = n["metadata"].get("labels") or {}
-        if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+        if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()) or not _affinity_ok(
+            spec, labels
+        ):
             return ["node(s) didn't match Pod's node affinity/selector"], False
         alloc = {k: quantity(v) for k, v in n["status"]["allocatable"].items()}
         used = self._used(n["metadata"]["name"])

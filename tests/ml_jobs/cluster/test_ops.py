@@ -289,3 +289,17 @@ def test_a_reader_pod_that_fails_is_deleted_and_reported(
         read_results(api, "bert-sweep", sleep=lambda s: _drain(cluster))
     assert cluster.all("pods") == []
     api.close()
+
+
+def test_a_cut_reader_log_is_noticed_not_half_read() -> None:
+    from ml_jobs.kube.results import parse_reader_output
+
+    full = ["==> run-00000/metrics.json", '{"accuracy": 0.5}', "==> run-00001/metrics.json", '{"accuracy": 0.6}']
+    assert parse_reader_output([*full, "==| files: 2"]) == {
+        "run-00000/metrics.json": '{"accuracy": 0.5}',
+        "run-00001/metrics.json": '{"accuracy": 0.6}',
+    }
+    with pytest.raises(ResultsError, match="printed 2 files but its log holds 1"):
+        parse_reader_output([*full[2:], "==| files: 2"])  # the head rotated away
+    with pytest.raises(ResultsError, match="no file count at its end"):
+        parse_reader_output(full)
