@@ -303,3 +303,27 @@ def test_a_cut_reader_log_is_noticed_not_half_read() -> None:
         parse_reader_output([*full[2:], "==| files: 2"])  # the head rotated away
     with pytest.raises(ResultsError, match="no file count at its end"):
         parse_reader_output(full)
+
+
+@pytest.mark.parametrize("version", ["1.33", "1.37"])
+def test_objects_the_backend_creates_pass_the_api_schema(cluster: EmulatedCluster, version: str) -> None:
+    import kubernetes_validate
+
+    from ml_jobs.kube.results import reader_pod
+
+    api = cluster.api()
+    submit(api, experiment(3), owner="alice")
+    registry_cm = next(
+        r.body for r in cluster.log if r.method == "POST" and r.body["metadata"]["name"].endswith(".registry")
+    )
+    owner_patched = cluster.get("configmaps", "bert-sweep-sweep")
+    assert owner_patched is not None
+    for obj in (reader_pod("bert-sweep", "team-results", "bert-sweep"), registry_cm):
+        kubernetes_validate.validate(obj, version, strict=True)
+    refs = owner_patched["metadata"]["ownerReferences"]
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "ownerReferences": refs}},
+        version,
+        strict=True,
+    )
+    api.close()
