@@ -54,11 +54,13 @@ class SubmitResult:
 
 @dataclass
 class _Made:
-    """What this call created, for rollback."""
+    """What this call created (or may have: a create whose answer never came), for rollback."""
 
-    registry_created: bool = False
-    revision_added: registry.Revision | None = None
+    submission: str
+    revision: int
+    owns_entry: bool  # this call adds the registry entry (False when resuming an interrupted submit)
     objects: list[tuple[str, str]] = field(default_factory=list)  # (resource, name), creation order
+    in_flight: tuple[str, str] | None = None  # a create sent, its answer not (yet) received
 
 
 @contextlib.contextmanager
@@ -187,10 +189,10 @@ def submit(
     job = _stamp(rendered.job, submission, spec_hash)
     job_name = job["metadata"]["name"]
 
-    made = _Made()
+    made = _Made(submission=submission, revision=revision, owns_entry=resume is None)
     try:
         if resume is None:
-            record, made.registry_created = _record_intent(
+            record, _ = _record_intent(
                 api,
                 exp,
                 record=record,
@@ -201,13 +203,16 @@ def submit(
                 owner=owner,
                 submission=submission,
             )
-            made.revision_added = record.get(revision)
         assert record is not None
 
+        made.in_flight = ("configmaps", config_map["metadata"]["name"])
         _, cm_created = _create_or_adopt(api, "configmaps", config_map, submission)
+        made.in_flight = None
         if cm_created:
             made.objects.append(("configmaps", config_map["metadata"]["name"]))
+        made.in_flight = ("jobs", job_name)
         job_obj, job_created = _create_or_adopt(api, "jobs", job, submission)
+        made.in_flight = None
         if job_created:
             made.objects.append(("jobs", job_name))
         job_meta = job_obj["metadata"]
@@ -294,28 +299,37 @@ def _mark_submitted(api: Api, record: registry.Record, revision: int, job_uid: s
 
 
 def _rollback(api: Api, experiment: str, made: _Made, cause: BaseException) -> None:
-    """Remove what this submit created, newest first; note on ``cause`` anything that could not be removed."""
+    """Remove what this submit created, newest first; note on ``cause`` anything that could not be removed.
+
+    A create interrupted before its answer (Ctrl-C, timeout) may still have happened on the server: such an
+    object is looked up and removed if it carries this call's submission id. Likewise the registry entry.
+    """
     left: list[str] = []
     with _ctrl_c_deferred():
+        try:
+            if made.in_flight is not None:
+                resource, name = made.in_flight
+                obj = api.get_or_none(resource, name)
+                ours = ((obj or {}).get("metadata") or {}).get("annotations", {}).get(L.SUBMISSION)
+                if ours == made.submission:
+                    made.objects.append(made.in_flight)
+        except HerdError as e:
+            left.append(f"{made.in_flight[0].rstrip('s')} {made.in_flight[1]} ({e})")  # type: ignore[index]
         for resource, name in reversed(made.objects):
             try:
                 api.delete(resource, name, propagation="Background")
             except HerdError as e:
                 left.append(f"{resource.rstrip('s')} {name} ({e})")
         try:
-            if made.registry_created:
-                registry.delete(api, experiment)
-            elif made.revision_added is not None:
-                record = registry.read(api, experiment)
-                if record is not None:
-                    rev = made.revision_added.revision
-                    registry.update(
-                        api,
-                        record,
-                        [r for r in record.revisions if r.revision != rev],
-                        specs={rev: None},
-                        runs={rev: None},
-                    )
+            record = registry.read(api, experiment) if made.owns_entry else None
+            entry = record.get(made.revision) if record is not None else None
+            if record is not None and entry is not None and entry.submission == made.submission:
+                if len(record.revisions) == 1:
+                    registry.delete(api, experiment)
+                else:
+                    rev = made.revision
+                    rest = [r for r in record.revisions if r.revision != rev]
+                    registry.update(api, record, rest, specs={rev: None}, runs={rev: None})
         except HerdError as e:
             left.append(f"registry entry ({e})")
     if left and isinstance(cause, HerdError):

@@ -160,7 +160,12 @@ def test_a_persistent_5xx_rolls_back_everything_this_call_made(cluster: Emulated
         submit(api, experiment(6), owner="alice")
 
     _assert_nothing_left(cluster)
-    assert calls(cluster)[-2:] == [("DELETE", f"{CM}/bert-sweep-sweep"), ("DELETE", f"{CM}/bert-sweep.registry")]
+    assert calls(cluster)[-4:] == [
+        ("GET", f"{JOBS}/bert-sweep"),  # the failed create: did it happen after all? (no)
+        ("DELETE", f"{CM}/bert-sweep-sweep"),
+        ("GET", f"{CM}/bert-sweep.registry"),  # our entry is the only one: the registry was ours
+        ("DELETE", f"{CM}/bert-sweep.registry"),
+    ]
 
 
 def test_forbidden_names_verb_resource_and_namespace_and_rolls_back(cluster: EmulatedCluster, api: Any) -> None:
@@ -220,9 +225,10 @@ def test_ctrl_c_during_submit_leaves_nothing_half_made(
         submit(api, experiment(6), owner="alice")
 
     _assert_nothing_left(cluster)
-    assert calls(cluster)[-3:] == [
+    assert calls(cluster)[-4:] == [
         ("DELETE", f"{JOBS}/bert-sweep"),
         ("DELETE", f"{CM}/bert-sweep-sweep"),
+        ("GET", f"{CM}/bert-sweep.registry"),
         ("DELETE", f"{CM}/bert-sweep.registry"),
     ]
     delete_job = cluster.requests("DELETE", "/jobs/")[0]
@@ -321,3 +327,42 @@ def test_ctrl_c_is_held_off_while_rolling_back_and_raised_after() -> None:
         reached_end = True  # the rollback would go on here
     assert reached_end
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
+    cluster: EmulatedCluster, tmp_path: Any
+) -> None:
+    """SIGINT to `ml-jobs submit` after the server stored the Job but before it answered: the Job is found by
+    its submission id and removed with the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.ml_jobs.cluster.test_config import write_kubeconfig
+
+    spec = tmp_path / "spec.yaml"
+    import yaml
+
+    spec.write_text(yaml.safe_dump(experiment(3).to_dict()), encoding="utf-8")
+    cluster.timeout_sleep = 20.0
+    cluster.inject("POST", "/jobs$", None, after_commit=True)  # stored, then no answer
+    env = {**os.environ, "KUBECONFIG": str(write_kubeconfig(tmp_path / "config", cluster.url)), "USER": "alice"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ml_jobs.cli import main; main()", "submit", str(spec)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not cluster.requests("POST", "/jobs") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cluster.get("jobs", "bert-sweep") is not None  # the server has it; the client is still waiting
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+
+    assert proc.returncode != 0, out
+    _assert_nothing_left(cluster)
