@@ -327,3 +327,22 @@ def test_objects_the_backend_creates_pass_the_api_schema(cluster: EmulatedCluste
         strict=True,
     )
     api.close()
+
+
+def test_plot_handles_categorical_parameters_and_refuses_what_it_cannot_draw(tmp_path: Path) -> None:
+    from ml_jobs.kube.results import ExperimentResults
+    from ml_jobs.results import RunResult
+    from ml_jobs.spec import Objective
+
+    runs = [
+        RunResult(i, f"run-{i:05d}", tmp_path, {"optimizer": opt, "lr": lr}, {"loss": loss})
+        for i, (opt, lr, loss) in enumerate([("adam", 1e-4, 0.3), ("sgd", 1e-2, 0.5), ("adam", 1e-3, 0.2)])
+    ]
+    found = ExperimentResults("x", 1, Objective(metric="loss", goal="min"), runs, "mounted", ["optimizer", "lr"])
+    assert [r.index for r in found.ranked()] == [2, 0, 1]
+    png = plot(found, tmp_path / "x.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ResultsError, match="no run of 'x' reported 'accuracy'"):
+        plot(ExperimentResults("x", 1, Objective(metric="accuracy"), runs, "mounted", ["lr"]), tmp_path / "y.png")
+    with pytest.raises(ResultsError, match="no objective metric"):
+        plot(ExperimentResults("x", 1, None, runs, "mounted", ["lr"]), tmp_path / "z.png")
