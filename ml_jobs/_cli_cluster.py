@@ -82,22 +82,13 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"[{_STATE_STYLE.get(s, '')}]{counts[s]} {s}[/]" for s in ordered) or "no runs"
 
 
-def _mounted_metrics(status: SweepStatus, results_path: str | None) -> dict[int, dict[str, float]]:
-    """Latest metrics per run from a mounted results volume (file reads only, no API requests)."""
+def _results_root(results_path: str | None) -> str | None:
     import os
 
-    from ml_jobs import layout, results
-
-    root = results_path or os.environ.get("ML_JOBS_RESULTS_PATH")
-    if not root:
-        return {}
-    exp_dir = layout.experiment_dir_name(status.experiment, status.revision)
-    if not (Path(root) / exp_dir).is_dir():
-        return {}
-    return {r.index: r.metrics for r in results.read_results(root, exp_dir) if r.metrics}
+    return results_path or os.environ.get("ML_JOBS_RESULTS_PATH") or None
 
 
-def _status_view(status: SweepStatus, *, limit: int | None, metrics: dict[int, dict[str, float]]) -> Any:
+def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -129,7 +120,7 @@ def _status_view(status: SweepStatus, *, limit: int | None, metrics: dict[int, d
         ("exit", "right"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    known = {r.index: (metrics.get(r.index) or r.metrics or {}).get(metric) for r in status.runs} if metric else {}
+    known = {r.index: (r.metrics or {}).get(metric) for r in status.runs} if metric else {}
     if not any(v is not None for v in known.values()):
         metric = None  # nothing reported yet (mount the results volume: --results-path)
     if metric:
@@ -218,8 +209,9 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
         limit = None if show_all else 30
         console = _console()
         with _connect(kubeconfig, context, namespace) as api:
-            current = sweep_status(api, experiment, revision=revision)
-            view = _status_view(current, limit=limit, metrics=_mounted_metrics(current, results_path))
+            root = _results_root(results_path)
+            current = sweep_status(api, experiment, revision=revision, results_path=root)
+            view = _status_view(current, limit=limit)
             if not watch or current.finished:
                 console.print(view)
                 return
@@ -227,9 +219,8 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
                 with Live(view, console=console, refresh_per_second=4) as live:
                     while not current.finished:
                         time.sleep(interval)
-                        current = sweep_status(api, experiment, revision=revision)
-                        metrics = _mounted_metrics(current, results_path)
-                        live.update(_status_view(current, limit=limit, metrics=metrics))
+                        current = sweep_status(api, experiment, revision=revision, results_path=root)
+                        live.update(_status_view(current, limit=limit))
             except KeyboardInterrupt:
                 console.print("stopped watching; the sweep goes on")
 

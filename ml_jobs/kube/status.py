@@ -252,6 +252,20 @@ def record_rows(runs: list[RunStatus], params: list[Any] | None) -> list[dict[st
     return rows
 
 
+def _attach_metrics(runs: list[RunStatus], root: str, experiment: str, revision: int) -> None:
+    from pathlib import Path
+
+    from ml_jobs import layout, results
+
+    exp_dir = layout.experiment_dir_name(experiment, revision)
+    if not (Path(root) / exp_dir).is_dir():
+        return
+    found = {r.index: r.metrics for r in results.read_results(root, exp_dir) if r.metrics}
+    for run in runs:
+        if run.index in found:
+            run.metrics = {**(run.metrics or {}), **found[run.index]}
+
+
 def pod_selector(job: dict[str, Any]) -> str:
     """The label selector of a Job's pods: its controller uid, which the Job controller sets on each pod."""
     return f"{CONTROLLER_UID}={job['metadata']['uid']}"
@@ -288,8 +302,12 @@ def sweep_status(
     record: registry.Record | None = None,
     explain: bool = True,
     write_record: bool = True,
+    results_path: str | None = None,
 ) -> SweepStatus:
     """Read the state of every run of ``experiment`` (latest revision unless ``revision`` is given).
+
+    With ``results_path`` (where the results volume is mounted here), each run's metrics are read from its
+    ``metrics.json`` too — file reads, no requests — and recorded with the rest when the sweep ends.
 
     Requests: registry (1, skipped if ``record`` is passed), Job (1), pods (1, if the Job exists), events
     (1, only if a run is pending and ``explain``), and one registry update the first time the sweep is seen
@@ -324,6 +342,8 @@ def sweep_status(
 
     pods = api.list("pods", label_selector=pod_selector(job))
     runs = compute_runs(job, pods, rev.runs)
+    if results_path:
+        _attach_metrics(runs, results_path, experiment, rev.revision)
     result = SweepStatus(experiment, rev.revision, rev.job, api.namespace, state, runs, rev.objective)
     result.finished = finished
     result.job_object = job

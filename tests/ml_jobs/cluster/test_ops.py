@@ -346,3 +346,24 @@ def test_plot_handles_categorical_parameters_and_refuses_what_it_cannot_draw(tmp
         plot(ExperimentResults("x", 1, Objective(metric="accuracy"), runs, "mounted", ["lr"]), tmp_path / "y.png")
     with pytest.raises(ResultsError, match="no objective metric"):
         plot(ExperimentResults("x", 1, None, runs, "mounted", ["lr"]), tmp_path / "z.png")
+
+
+def test_status_with_the_volume_mounted_shows_and_records_final_metrics(
+    cluster: EmulatedCluster, volume: ResultsVolumeDouble
+) -> None:
+    from ml_jobs.kube import sweep_status
+
+    api, *_ = _finish_all(cluster, volume, runs=3)
+    cluster.reset_log()
+
+    status = sweep_status(api, "bert-sweep", results_path=str(volume.root))
+
+    assert [r.metrics for r in status.runs] == [
+        {"accuracy": 0.5, "loss": 1.0},
+        {"accuracy": 0.51, "loss": 0.9},
+        {"accuracy": 0.52, "loss": 0.8},
+    ]
+    assert status.recorded and [r.method for r in cluster.log] == ["GET", "GET", "GET", "PATCH"]
+    rows = registry.read(api, "bert-sweep").runs(1)  # type: ignore[union-attr]
+    assert [row["metrics"]["accuracy"] for row in rows] == [0.5, 0.51, 0.52]
+    api.close()
