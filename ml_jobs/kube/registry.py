@@ -10,10 +10,12 @@ name:
 ``data["spec-r<N>.json"]``
     the normalised spec of revision N, as submitted (the sweep *definition*: parameters are derived from it).
 ``binaryData["runs-r<N>.json.gz"]``
-    the runs of revision N, gzip-compressed JSON, columnar so 10,000 runs stay far below the 1 MiB object
-    limit: ``{"columns": ["index", "params", "state", "node", "exitCode", "attempts", "metrics"],
-    "rows": [[0, {"lr": 0.1}, "succeeded", "gpu-1", 0, 1, {"accuracy": 0.97}], ...]}``. Written at submit
-    (parameters only) and again when the sweep is seen to end (per-run node, exit code, attempts, final metrics).
+    the runs of revision N, gzip-compressed JSON, one array per column so 10,000 runs stay far below the 1 MiB
+    object limit: ``{"columns": {"index": [0, 1, ...], "params": [{"lr": 0.1}, ...], "state": ["succeeded",
+    ...], "node": [...], "exitCode": [...], "attempts": [...], "metrics": [{"accuracy": 0.97}, ...]},
+    "omitted": []}``. Written at submit (parameters) and again when the sweep is seen to end (per-run state,
+    node, exit code, attempts, final metrics). Too big (around 100,000 runs), parameters are left out first
+    (the spec derives them), then metrics (the results volume keeps them); ``omitted`` says which.
 
 Every update is a JSON merge patch carrying the ``resourceVersion`` it was computed from, so two clients racing
 on the same experiment get a 409 instead of overwriting each other.
@@ -115,7 +117,9 @@ class Record:
         if not blob:
             return []
         doc = json.loads(gzip.decompress(base64.b64decode(blob)))
-        return [dict(zip(doc["columns"], row, strict=True)) for row in doc["rows"]]
+        columns = doc["columns"]
+        n = len(columns["index"])
+        return [{c: (columns[c][i] if c in columns else None) for c in COLUMNS} for i in range(n)]
 
     def document(self) -> str:
         return json.dumps(
@@ -125,15 +129,34 @@ class Record:
         )
 
 
+class RunsTableTooLarge(HerdError):
+    """The runs table does not fit in the registry even without what can be found elsewhere."""
+
+
+# Dropped in this order when the table is too big: parameters (derivable from the spec), then metrics (they
+# stay on the results volume). State, node, exit code and attempts are what nothing else keeps.
+_DROPPABLE = ("params", "metrics")
+
+
 def encode_runs(rows: list[dict[str, Any]]) -> str:
-    """Encode run rows for ``binaryData``; drops per-run parameters (derivable from the spec) if too big."""
-    table = [[row.get(c) for c in COLUMNS] for row in rows]
-    blob = _pack({"columns": COLUMNS, "rows": table})
+    """Encode run rows for ``binaryData``, column by column (repeated states and node names compress to little).
+
+    Raises:
+        RunsTableTooLarge: still above :data:`MAX_RUNS_BYTES` after dropping :data:`_DROPPABLE` columns.
+    """
+    columns = {c: [row.get(c) for row in rows] for c in COLUMNS}
+    blob = _pack({"columns": columns, "omitted": []})
+    omitted: list[str] = []
+    for drop in _DROPPABLE:
+        if len(blob) <= MAX_RUNS_BYTES:
+            break
+        columns.pop(drop)
+        omitted.append(drop)
+        blob = _pack({"columns": columns, "omitted": omitted})
     if len(blob) > MAX_RUNS_BYTES:
-        table = [[*r[:1], None, *r[2:]] for r in table]
-        blob = _pack({"columns": COLUMNS, "rows": table, "paramsOmitted": True})
-    if len(blob) > MAX_RUNS_BYTES:
-        raise HerdError(f"the runs table is {len(blob) // 1024} KiB even compressed; too large for the registry")
+        raise RunsTableTooLarge(
+            f"the table of {len(rows)} runs is {len(blob) // 1024} KiB even compressed; too large for the registry"
+        )
     return blob
 
 

@@ -1,0 +1,45 @@
+"""The registry's runs table: what fits in one ConfigMap, and what is dropped first when it does not."""
+
+from __future__ import annotations
+
+import random
+
+from ml_jobs.kube import registry
+
+
+def _rows(n: int) -> list[dict]:
+    rng = random.Random(3)
+    return [
+        {
+            "index": i,
+            "params": {"lr": round(rng.uniform(1e-5, 1e-2), 8), "batch": rng.choice([16, 32, 64])},
+            "state": rng.choice(["succeeded"] * 9 + ["failed"]),
+            "node": f"gpu-node-{rng.randrange(40):02d}",
+            "exitCode": 0,
+            "attempts": rng.choice([1, 1, 1, 2]),
+            "metrics": {"accuracy": rng.random(), "loss": rng.random()},
+        }
+        for i in range(n)
+    ]
+
+
+def _decode(blob: str) -> registry.Record:
+    return registry.Record("x", [], None, {}, {registry.runs_key(1): blob})
+
+
+def test_ten_thousand_finished_runs_keep_every_column() -> None:
+    rows = _rows(10_000)
+    blob = registry.encode_runs(rows)
+    assert len(blob) <= registry.MAX_RUNS_BYTES
+    assert _decode(blob).runs(1) == rows
+
+
+def test_a_hundred_thousand_runs_drop_parameters_then_metrics_but_keep_where_and_how_each_ended() -> None:
+    rows = _rows(100_000)
+    blob = registry.encode_runs(rows)
+    decoded = _decode(blob).runs(1)
+    assert len(blob) <= registry.MAX_RUNS_BYTES
+    assert [r["params"] for r in decoded[:3]] == [None, None, None]
+    assert [(r["state"], r["node"], r["exitCode"], r["attempts"]) for r in decoded] == [
+        (r["state"], r["node"], r["exitCode"], r["attempts"]) for r in rows
+    ]
