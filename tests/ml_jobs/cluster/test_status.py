@@ -24,7 +24,8 @@ pytestmark = pytest.mark.emulator
 
 def _sweep_with_states(cluster: EmulatedCluster, api: Any, runs: int) -> list[tuple[str, str]]:
     """Submit a sweep of ``runs`` and write pods for it: a quarter succeeded, some running, the rest pending
-    (unschedulable). Pods go in with one bulk write — the doubles' shapes, without driving each one."""
+    (unschedulable). Pods go in with one bulk write: metadata and spec as the Job controller double makes them,
+    statuses abbreviated to the fields status reads (phase, container state, the PodScheduled condition)."""
     submit(api, experiment(runs), owner="alice")
     controller = JobControllerDouble(cluster)
     job = controller.job("bert-sweep")
