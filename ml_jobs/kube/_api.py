@@ -56,6 +56,14 @@ def _server_message(body: str | bytes | None) -> tuple[str, str, list[dict[str, 
     return str(doc.get("reason") or ""), str(doc.get("message") or ""), causes
 
 
+def _retry_after(e: Any) -> float:
+    """Seconds the server asked us to wait (``Retry-After`` on 429 / 503), capped; 0 if it did not say."""
+    try:
+        return min(float((e.headers or {}).get("Retry-After", 0)), 30.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _where(resource: str, name: str | None, namespace: str) -> str:
     what = f"{resource.rstrip('s')} {name!r}" if name else resource
     return f"{what} in namespace {namespace!r}"
@@ -172,7 +180,7 @@ class Api:
                 return json.loads(data) if data else {}
             except ApiException as e:
                 if e.status in _TRANSIENT_STATUS and attempt < self.attempts:
-                    self._sleep(delay)
+                    self._sleep(max(delay, _retry_after(e)))
                     delay *= 2
                     continue
                 error = map_api_exception(e, verb=verb, resource=resource, namespace=self.namespace, name=name)

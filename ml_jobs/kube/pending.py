@@ -164,6 +164,17 @@ def _pod_causes(pod: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
     status = pod.get("status") or {}
     lines: list[str] = []
     if status.get("phase") == "Failed":
+        disrupted = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+            ),
+            None,
+        )
+        if disrupted is not None:
+            why = f"{disrupted.get('reason', '')}: {disrupted.get('message', '')}".strip(": ")
+            return [f"its node went away ({why}); the run is retried without counting it as a failure"]
         term = (((status.get("containerStatuses") or [{}])[0]).get("state") or {}).get("terminated") or {}
         code = term.get("exitCode")
         why = f"exit code {code}" if code is not None else (status.get("reason") or "failed")

@@ -74,6 +74,7 @@ class Fault:
     times: int = 1
     after_commit: bool = False
     message: str = ""
+    retry_after: int | None = None  # a Retry-After header (429 / 503 from API priority and fairness)
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -209,9 +210,14 @@ class _Server(kmock.KubernetesEmulator):
                 fault.message or "Internal error occurred: etcdserver: request timed out",
                 {"causes": [{"message": "etcdserver: request timed out"}]},
             )
+        elif fault.status == 429:
+            body = status_body(
+                429, "TooManyRequests", fault.message or "Too many requests, please try again later."
+            )
         else:
             body = status_body(fault.status, "BadRequest", fault.message or "bad request")
-        return aiohttp.web.json_response(body, status=fault.status)
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+        return aiohttp.web.json_response(body, status=fault.status, headers=headers)
 
     def _not_found(self, request: kmock.Request, name: str | None) -> aiohttp.web.StreamResponse:
         kind = _group_kind(request.resource)

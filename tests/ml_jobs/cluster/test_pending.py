@@ -125,3 +125,26 @@ def test_autoscaler_not_triggering_and_counts_over_runs() -> None:
         # The autoscaler's latest word wins: the pool is at its maximum now.
         "1 run: cluster-autoscaler will not add a node: 1 max node group size reached",
     ]
+
+
+def test_a_run_whose_node_went_away_is_retried_for_free() -> None:
+    # The shape the taint manager / eviction API leave on a pod of a drained or lost node.
+    pod = {
+        "metadata": {"uid": "p"},
+        "spec": {},
+        "status": {
+            "phase": "Failed",
+            "conditions": [
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "DeletionByTaintManager",
+                    "message": "Taint manager: deleting due to NoExecute taint",
+                }
+            ],
+        },
+    }
+    assert [c.text for c in explain([(0, pod)], job=None, events=[])] == [
+        "its node went away (DeletionByTaintManager: Taint manager: deleting due to NoExecute taint); "
+        "the run is retried without counting it as a failure"
+    ]

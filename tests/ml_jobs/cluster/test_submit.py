@@ -366,3 +366,16 @@ def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
 
     assert proc.returncode != 0, out
     _assert_nothing_left(cluster)
+
+
+def test_429_waits_as_long_as_the_server_asks(cluster: EmulatedCluster) -> None:
+    from ml_jobs.kube import Api
+
+    waits: list[float] = []
+    api = Api(cluster.configuration(), NS, timeout=5, attempts=3, backoff=0.1, sleep=waits.append)
+    cluster.inject("GET", r"\.registry$", 429, retry_after=7)
+
+    submit(api, experiment(2), owner="alice")
+
+    assert waits == [7.0]
+    api.close()
