@@ -117,6 +117,13 @@ def _create_or_adopt(
     )
 
 
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no $USER, as in some containers
+        return "unknown"
+
+
 def _spec_doc(exp: Any) -> dict[str, Any]:
     return exp.to_dict()
 
@@ -146,23 +153,26 @@ def submit(
         from ml_jobs.render import render as default_render
 
         render = default_render
-    owner = owner or getpass.getuser()
+    owner = owner or _login()
     spec_hash = exp.spec_hash()
     record = registry.read(api, exp.name)
     latest = record.latest() if record else None
     resume: registry.Revision | None = None
-    if latest is not None and not new_revision:
-        if latest.spec_hash == spec_hash and latest.state != registry.SUBMITTING:
+    if record is not None and latest is not None and not new_revision:
+        same = max(
+            (r for r in record.revisions if r.spec_hash == spec_hash), key=lambda r: r.revision, default=None
+        )
+        if same is not None and same.state != registry.SUBMITTING:
             return SubmitResult(
                 exp.name,
                 api.namespace,
-                latest.revision,
-                latest.job,
-                latest.runs,
+                same.revision,
+                same.job,
+                same.runs,
                 created=False,
                 message=(
-                    f"experiment {exp.name} revision {latest.revision} (Job {latest.job}) was already submitted "
-                    f"with this spec at {latest.submitted_at} by {latest.submitted_by}; nothing created"
+                    f"experiment {exp.name} revision {same.revision} (Job {same.job}) was already submitted "
+                    f"with this spec at {same.submitted_at} by {same.submitted_by}; nothing created"
                 ),
             )
         if latest.spec_hash == spec_hash:

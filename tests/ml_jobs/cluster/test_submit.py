@@ -114,8 +114,10 @@ def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: Emu
     record = registry.read(api, "bert-sweep")
     assert record is not None
     assert [(r.revision, r.state, r.runs) for r in record.revisions] == [(1, "submitted", 6), (2, "submitted", 8)]
-    # The same changed spec again is revision 2 again: nothing new.
+    # The same changed spec again is revision 2 again, and the first spec is still revision 1: nothing new.
     assert not submit(api, changed, owner="alice").created
+    first = submit(api, experiment(6), owner="alice")
+    assert not first.created and first.revision == 1 and "revision 1 (Job bert-sweep)" in first.message
 
 
 def test_a_5xx_after_the_server_committed_the_job_is_retried_without_a_duplicate(
