@@ -139,6 +139,13 @@ def reader_pod(experiment: str, claim: str, experiment_dir: str, *, image: str =
             "activeDeadlineSeconds": READER_DEADLINE_SECONDS,
             "terminationGracePeriodSeconds": 1,
             "automountServiceAccountToken": False,
+            # Admitted under the "restricted" Pod Security Standard; reads world-readable result files as nobody.
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "runAsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [
                 {
                     "name": "reader",
@@ -150,7 +157,11 @@ def reader_pod(experiment: str, claim: str, experiment_dir: str, *, image: str =
                         "requests": {"cpu": "10m", "memory": "16Mi"},
                         "limits": {"cpu": "200m", "memory": "64Mi"},
                     },
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
                 }
             ],
             "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
