@@ -15,6 +15,7 @@ CAP_SYS_TIME), their own network namespace.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -38,6 +39,9 @@ from tests.playbooks.doubles.pretend_api import PretendApi
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = Path(os.environ.get("HERD_TEST_HOST_CACHE", "/var/cache/herd")) / "rootfs-bookworm"
 LOCK = Path("/run/herd-testbed.lock")
+# What a running testbed holds (processes with their start times, mounts, bridge), so that the next testbed can
+# clean up after one whose test process was killed before it could tear down.
+STATE = Path("/run/herd-testbed.json")
 PROXY_PORT = 3142
 REPO_PORT = 8213
 API_PORT = 8214
@@ -83,6 +87,30 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, capture_output=True, text=True)
 
 
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _clean_leftovers() -> None:
+    """Undo a testbed whose process died without tearing down (the caller holds the lock)."""
+    try:
+        state = json.loads(STATE.read_text())
+    except (OSError, ValueError):
+        return
+    for pid, started in state.get("processes", []):
+        if started is not None and _start_time(pid) == started:  # the same process, not a reused PID
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    for mount in reversed(state.get("mounts", [])):
+        _run("umount", "-l", mount, check=False)
+    _run("ip", "link", "delete", state.get("bridge", "herdbr-none"), check=False)
+    STATE.unlink(missing_ok=True)
+
+
 def _wait_port(address: str, port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,6 +123,8 @@ def _wait_port(address: str, port: int, timeout: float) -> bool:
 
 
 class Testbed:
+    __test__ = False  # not a test class, whatever its name
+
     """Boot ``hosts`` on network ``10.213.<net>.0/24`` under ``workdir``; use as a context manager."""
 
     def __init__(self, hosts: list[HostSpec], workdir: Path, net: int = 0, versions: Versions | None = None):
@@ -142,6 +172,7 @@ class Testbed:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._lock = os.open(LOCK, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)  # one testbed at a time on this machine
+        _clean_leftovers()
         if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
             # We hold the lock, so this is left over from a run that was killed: remove it.
             _run("ip", "link", "delete", self.bridge, check=False)
@@ -163,7 +194,17 @@ class Testbed:
         for host in self.hosts:
             if host.boot:
                 self._wait_ssh(host)
+        self._save_state()
         self._write_inventory()
+
+    def _save_state(self) -> None:
+        pids = [p.pid for p in self._containers.values()]
+        pids += [pid for name in self._containers if (pid := self._leader(name)) is not None]
+        if self._proxy is not None:
+            pids.append(self._proxy.pid)
+        state = {"processes": [[pid, _start_time(pid)] for pid in pids], "mounts": [str(m) for m in self._mounts],
+                 "bridge": self.bridge}  # fmt: skip
+        STATE.write_text(json.dumps(state))
 
     def _network(self) -> None:
         _run("ip", "link", "add", self.bridge, "type", "bridge")
@@ -198,7 +239,9 @@ class Testbed:
         )
         self._mounts.append(root)
         self._seed(host, root)
-        log = (base / "console.log").open("wb")
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        log = (logs / f"{host.name}.console.log").open("wb")
         self._containers[host.name] = subprocess.Popen(
             ["systemd-nspawn", "-q", "-D", str(root), "-M", host.name, "--register=no", "--keep-unit", "-b",
              f"--network-bridge={self.bridge}", "--link-journal=no"],
@@ -241,7 +284,9 @@ class Testbed:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._containers[host.name].poll() is not None:
-                raise RuntimeError(f"test host {host.name} exited while booting: see its console.log")
+                raise RuntimeError(
+                    f"test host {host.name} exited while booting: see {self.workdir}/logs/{host.name}.console.log"
+                )
             if _wait_port(address, 22, 1) and self.ssh(host.name, "true", check=False).returncode == 0:
                 return
             time.sleep(0.5)
@@ -249,15 +294,25 @@ class Testbed:
 
     def close(self) -> None:
         """Tear everything down; safe to call more than once and after a partial start."""
-        for proc in self._containers.values():
+        leaders = {}
+        for name, proc in self._containers.items():
             if proc.poll() is None:
+                leaders[name] = self._leader(name)
                 proc.send_signal(signal.SIGTERM)  # systemd-nspawn -b: an orderly poweroff of the container
-        for proc in self._containers.values():
+        for name, proc in self._containers.items():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+                # Killing nspawn alone would leave the container running: kill its init, which takes every
+                # process of the container with it, then nspawn exits by itself.
+                if leaders.get(name):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(leaders[name], signal.SIGKILL)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
         self._containers.clear()
         for root in reversed(self._mounts):
             if _run("umount", str(root), check=False).returncode != 0:
@@ -283,6 +338,7 @@ class Testbed:
             self._mounted_nspawn_tmpfs = False
         if self.workdir.exists():
             _run("rm", "-rf", "--one-file-system", str(self.workdir / "hosts"), check=False)
+        STATE.unlink(missing_ok=True)
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -304,7 +360,7 @@ class Testbed:
     def test_vars(self, host: HostSpec) -> dict[str, Any]:
         """What the test inventory overrides: addresses, SSH, and the doubles' repositories instead of upstream."""
         v = self.versions
-        cp = next(h for h in self.hosts if h.group == "control_plane")
+        cp = next((h for h in self.hosts if h.group == "control_plane"), self.hosts[0])
         k8s = f"{self.repo_url}/k8s/core:/stable:/v{v.kubernetes_minor}/deb/"
         cuda = f"{self.repo_url}/nvidia/cuda/debian12/x86_64/"
         toolkit = f"{self.repo_url}/nvidia/libnvidia-container/stable/deb/amd64/"
@@ -341,10 +397,28 @@ class Testbed:
         self.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def stop_host(self, name: str) -> None:
-        """Power a host off (its container, by its PID): from then on it is unreachable, like a dead server."""
+        """Cut a host's power: kill its container's init (by PID), so every process in it dies at once and the
+        host is unreachable from then on, like a dead server."""
+        leader = self._leader(name)
+        if leader is not None:
+            os.kill(leader, signal.SIGKILL)
+        self._containers[name].wait(timeout=20)
+
+    def _leader(self, name: str) -> int | None:
+        """PID of the container's init: the first process below systemd-nspawn in another PID namespace."""
         proc = self._containers[name]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=20)
+        own = os.readlink(f"/proc/{proc.pid}/ns/pid")
+        queue = [proc.pid]
+        while queue:
+            pid = queue.pop(0)
+            try:
+                if pid != proc.pid and os.readlink(f"/proc/{pid}/ns/pid") != own:
+                    return pid
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    queue.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return None
 
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:

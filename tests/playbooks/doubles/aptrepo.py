@@ -230,6 +230,11 @@ class Signer:
             capture_output=True,
         )
 
+    def close(self) -> None:
+        """Stop the gpg-agent gpg started for this key's home."""
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], check=False,
+                       capture_output=True)  # fmt: skip
+
     def sign(self, release: Path) -> None:
         self._gpg("--clearsign", "--output", str(release.parent / "InRelease"), str(release))
         self._gpg("--armor", "--detach-sign", "--output", str(release.parent / "Release.gpg"), str(release))
@@ -238,6 +243,13 @@ class Signer:
 def build_repos(root: Path, versions: Versions) -> dict[str, str]:
     """Build and sign every repository under ``root``; return repo directory by short name."""
     signer = Signer(root / ".gnupg")
+    try:
+        return _build_and_sign(root, versions, signer)
+    finally:
+        signer.close()
+
+
+def _build_and_sign(root: Path, versions: Versions, signer: Signer) -> dict[str, str]:
     pool = root / ".pool"
     pool.mkdir(parents=True, exist_ok=True)
     names = {}
