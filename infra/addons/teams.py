@@ -1,6 +1,8 @@
 """Team namespaces: where engineers submit runs. Each gets Pod Security labels, a ResourceQuota (the team's share),
-a LimitRange (default and maximum per container, so one run cannot take a whole server), a submitter Role bound to
-the team's groups, and the team's ReadWriteMany results claim on the NAS.
+a LimitRange (default and maximum per container, so one run cannot take a whole server), the ``herd-submitter``
+Role bound to the team's groups, and the team's ReadWriteMany results claim on the NAS. The Role's rules are
+``ml_jobs.rbac.SUBMITTER_RULES``: what ``ml-jobs`` sends in a team namespace, defined beside the code that sends
+it.
 """
 
 from __future__ import annotations
@@ -11,25 +13,10 @@ import pulumi_kubernetes as k8s
 from infra.addons.storage import PATH_ANNOTATION
 from infra.config import StackConfig, Team
 from ml_jobs import taxonomy
+from ml_jobs.rbac import SUBMITTER_ROLE, SUBMITTER_RULES
 
 __all__ = ["SUBMITTER_ROLE", "SUBMITTER_RULES", "TeamNamespace", "pod_security_labels"]
 
-SUBMITTER_ROLE = "herd-submitter"
-# What `ml-jobs submit/status/results/cancel` needs in a team namespace, and no more.
-SUBMITTER_RULES = (
-    {
-        "apiGroups": ["batch"],
-        "resources": ["jobs"],
-        "verbs": ["create", "get", "list", "watch", "patch", "delete"],
-    },
-    {
-        "apiGroups": [""],
-        "resources": ["configmaps"],
-        "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["pods", "pods/log", "events"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
-)
 _MANAGED = {"app.kubernetes.io/managed-by": "herd"}
 
 
@@ -108,7 +95,10 @@ class TeamNamespace(pulumi.ComponentResource):
             f"{name}-submitter",
             metadata=meta(SUBMITTER_ROLE),
             rules=[
-                k8s.rbac.v1.PolicyRuleArgs(api_groups=r["apiGroups"], resources=r["resources"], verbs=r["verbs"])
+                # What `ml-jobs` sends in a team namespace, and no more: one definition, owned by ml_jobs.
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[r.api_group], resources=list(r.resources), verbs=list(r.verbs)
+                )
                 for r in SUBMITTER_RULES
             ],
             opts=in_ns,

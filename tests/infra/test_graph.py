@@ -272,6 +272,17 @@ def test_teams_get_quota_limits_and_a_submitter_binding(example_plan):
     assert binding.inputs["roleRef"]["name"] == "herd-submitter"
 
 
+def test_the_submitter_role_is_what_ml_jobs_sends(example_plan):
+    # The rules are ml_jobs.rbac's (tests/ml_jobs/cluster/test_rbac.py checks them against every request).
+    from ml_jobs import rbac
+
+    roles = example_plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert {r.inputs["metadata"]["namespace"] for r in roles} == {"vision", "nlp"}
+    for role in roles:
+        assert role.inputs["metadata"]["name"] == rbac.SUBMITTER_ROLE
+        assert role.inputs["rules"] == rbac.policy_rules()
+
+
 # ----------------------------------------------------------------------------------------------- join credential
 
 
