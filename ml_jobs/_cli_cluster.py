@@ -122,7 +122,7 @@ def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     known = {r.index: (r.metrics or {}).get(metric) for r in status.runs} if metric else {}
     if not any(v is not None for v in known.values()):
-        metric = None  # nothing reported yet (mount the results volume: --results-path)
+        metric = None  # no run has finished with metrics yet (termination messages, or --results-path)
     if metric:
         table.add_column(metric, justify="right")
     rows = sorted(status.runs, key=lambda r: (_ORDER.get(r.state, 9), r.index))

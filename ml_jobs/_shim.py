@@ -5,7 +5,9 @@ One sweep is one Indexed Job; the sweep ConfigMap holds the sweep *definition* (
 ``python3 /etc/ml-jobs/entry.py -- COMMAND ARGS...``; the shim reads ``JOB_COMPLETION_INDEX``, derives the run's
 parameters from the definition, prepares its results and checkpoint directories, writes ``params.json``, sets
 the environment contract and runs the command as its child, forwarding signals to it and exiting with its
-exit status (128 + N when the command dies of signal N, as a container runtime reports it).
+exit status (128 + N when the command dies of signal N, as a container runtime reports it). In a pod
+(``ML_JOBS_TERMINATION_LOG`` set) it then copies the run's ``metrics.json`` into the container's termination
+message, where ``ml-jobs status`` reads it from the pod's status.
 
 Why a child and not ``exec``: the shim is PID 1 of the container. The kernel does not apply default signal
 actions to PID 1, so a training script exec'd there that installs no SIGTERM handler would ignore the SIGTERM
@@ -178,8 +180,12 @@ def _write_json(path: str, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def _fail(message: str, code: int = _EXIT_SHIM_ERROR) -> int:
+def _say(message: str) -> None:
     print(f"ml-jobs entry: {message}", file=sys.stderr, flush=True)
+
+
+def _fail(message: str, code: int = _EXIT_SHIM_ERROR) -> int:
+    _say(message)
     return code
 
 
@@ -244,7 +250,42 @@ def main(argv: list[str] | None = None) -> int:
     env.update(run_env)
     sys.stdout.flush()
     sys.stderr.flush()
-    return supervise(command, env)
+    status = supervise(command, env)
+    termination_log = os.environ.get(layout.ENV_TERMINATION_LOG)
+    if termination_log:  # set in pods only
+        try:
+            report_metrics(run_env[layout.ENV_METRICS_FILE], definition.get("objective"), termination_log)
+        except Exception as e:  # reporting never changes the run's exit status
+            _say(f"metrics not reported in the pod status: {type(e).__name__}: {e}")
+    return status
+
+
+def report_metrics(metrics_file: str, objective: str | None, termination_log: str) -> None:
+    """Copy the run's metrics into the container's termination message, so ``ml-jobs status`` reads them from the
+    pod's status (``state.terminated.message``) without the results volume.
+
+    Best effort: no metrics file writes nothing, and nothing here changes the run's exit status — a problem is
+    one line on stderr.
+    """
+    try:
+        with open(metrics_file, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except FileNotFoundError:
+        return  # the run wrote no metrics (it may have failed first)
+    except (OSError, ValueError) as e:
+        _say(f"metrics not reported in the pod status: cannot read {metrics_file}: {e}")
+        return
+    if not isinstance(metrics, dict):
+        _say(f"metrics not reported in the pod status: {metrics_file} is not a JSON object")
+        return
+    message = layout.termination_message(metrics, objective)
+    if message is None:
+        return
+    try:
+        with open(termination_log, "w", encoding="utf-8") as f:
+            f.write(message)
+    except OSError as e:
+        _say(f"metrics not reported in the pod status: cannot write {termination_log}: {e}")
 
 
 FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")

@@ -15,11 +15,16 @@ Results layout (``root`` is the results volume's mount path in a pod, ``--result
     <root>/<experiment>/<run>/run.json         index, name, attempt, host of the latest attempt
     <root>/<experiment>/<run>/metrics.json     written by the run: {"metric": number, ...}
     <root>/<experiment>/<run>/checkpoint/      CHECKPOINT_DIR: the same directory for every retry of the run
+
+In a pod, the shim also copies the run's metrics into the container's termination message (see
+:func:`termination_message`), so ``ml-jobs status`` shows them from the pod's status, without the results volume.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+from typing import Any
 
 __all__ = [
     "CHECKPOINT_DIR_NAME",
@@ -38,6 +43,7 @@ __all__ = [
     "ENV_RESULTS_ROOT",
     "ENV_RUN_NAME",
     "ENV_SWEEP_FILE",
+    "ENV_TERMINATION_LOG",
     "INDEX_FAILURE_COUNT_ANNOTATION",
     "LAYOUT_FILE",
     "MAX_RUNS",
@@ -45,14 +51,18 @@ __all__ = [
     "PARAMS_FILE_NAME",
     "RUN_FILE_NAME",
     "SWEEP_FILE",
+    "TERMINATION_LOG_PATH",
+    "TERMINATION_MESSAGE_LIMIT",
     "checkpoint_dir",
     "experiment_dir",
     "experiment_dir_name",
     "job_name",
     "param_env_name",
+    "parse_termination_message",
     "run_dir",
     "run_index",
     "run_name",
+    "termination_message",
 ]
 
 # Kubernetes caps an Indexed Job's completions at 100,000; run names are sized for that.
@@ -88,6 +98,12 @@ ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 ENV_SWEEP_FILE = "ML_JOBS_SWEEP_FILE"  # default: <CONFIG_MOUNT_PATH>/sweep.json
 ENV_RESULTS_ROOT = "ML_JOBS_RESULTS_ROOT"  # default: the results mount path recorded in sweep.json
 ENV_FAILURE_COUNT = "ML_JOBS_INDEX_FAILURE_COUNT"  # from the pod annotation the Job controller keeps per index
+# Set by the renderer in pods only (locally unset): where the shim writes the run's metrics when the command exits.
+ENV_TERMINATION_LOG = "ML_JOBS_TERMINATION_LOG"
+
+# The container's terminationMessagePath, and the most the kubelet keeps of it (it truncates beyond 4096 bytes).
+TERMINATION_LOG_PATH = "/dev/termination-log"
+TERMINATION_MESSAGE_LIMIT = 4096
 
 # The annotation the Job controller sets on pods of a Job with backoffLimitPerIndex.
 INDEX_FAILURE_COUNT_ANNOTATION = "batch.kubernetes.io/job-index-failure-count"
@@ -140,3 +156,42 @@ def checkpoint_dir(root: str, experiment: str, index: int, revision: int = 1) ->
 def param_env_name(param: str) -> str:
     """The environment variable that carries parameter ``param``: ``lr`` -> ``PARAM_LR``."""
     return ENV_PARAM_PREFIX + param.upper()
+
+
+# ------------------------------------------------------------------------------ metrics in the pod's status
+
+
+def termination_message(
+    metrics: dict[str, Any], first: str | None = None, limit: int = TERMINATION_MESSAGE_LIMIT
+) -> str | None:
+    """The run's metrics as its container's termination message: one compact JSON object of at most ``limit``
+    bytes, read back by :func:`parse_termination_message`.
+
+    Key ``first`` (the objective's metric) comes first, the others follow in their order. A key that would not
+    fit is left out (the next, smaller ones may still fit), never cut: the message is always valid JSON. Values
+    JSON cannot hold (NaN, infinities) are left out too. ``None`` when no key fits.
+    """
+    keys = [first] if first is not None and first in metrics else []
+    keys += [k for k in metrics if k != first]
+    pieces: list[str] = []
+    size = 2  # the braces
+    for key in keys:
+        try:
+            piece = json.dumps({str(key): metrics[key]}, separators=(",", ":"), allow_nan=False)[1:-1]
+        except (TypeError, ValueError):
+            continue
+        extra = len(piece.encode("utf-8")) + (1 if pieces else 0)
+        if size + extra <= limit:
+            pieces.append(piece)
+            size += extra
+    return "{" + ",".join(pieces) + "}" if pieces else None
+
+
+def parse_termination_message(text: str | None) -> dict[str, Any] | None:
+    """The metrics in a container's termination message, or ``None`` when it holds none (empty, not JSON, or
+    not a JSON object)."""
+    try:
+        doc = json.loads(text or "")
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None

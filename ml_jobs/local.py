@@ -506,6 +506,8 @@ def _environment(
     env[layout.ENV_SWEEP_FILE] = str(the_plan.experiment_dir / META_DIR / layout.SWEEP_FILE)
     env[layout.ENV_RESULTS_ROOT] = str(root.resolve())
     env[layout.ENV_FAILURE_COUNT] = str(attempt - 1)
+    # Locally there is no termination message, even when ml-jobs itself runs in a pod that sets the variable.
+    env.pop(layout.ENV_TERMINATION_LOG, None)
     return env
 
 

@@ -106,15 +106,19 @@ def config_map_name(job_name: str) -> str:
 
 
 def sweep_definition(exp: Experiment, revision: int = 1) -> dict[str, Any]:
-    """What the entry shim reads from ``sweep.json``: the experiment directory, results root and sweep."""
+    """What the entry shim reads from ``sweep.json``: the experiment directory, results root, sweep and the
+    objective's metric."""
     from ml_jobs._shim import FORMAT_VERSION
 
-    return {
+    definition: dict[str, Any] = {
         "version": FORMAT_VERSION,
         "experiment": layout.experiment_dir_name(exp.name, revision),
         "results_root": exp.results.mount_path,
         "sweep": exp.sweep.definition(),
     }
+    if exp.objective is not None:
+        definition["objective"] = exp.objective.metric  # kept first when metrics are cut to fit the pod status
+    return definition
 
 
 def render(
@@ -229,6 +233,8 @@ def _pod_spec(exp: Experiment, cm_name: str) -> dict[str, Any]:
         limits[taxonomy.GPU_RESOURCE] = str(res.gpus)
 
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in exp.env.items()]
+    # In a pod the shim copies metrics.json into the termination message: `ml-jobs status` reads it there.
+    env.append({"name": layout.ENV_TERMINATION_LOG, "value": layout.TERMINATION_LOG_PATH})
     env.append(
         {
             # Failed attempts of this index so far; the shim turns it into RUN_ATTEMPT.
@@ -253,7 +259,10 @@ def _pod_spec(exp: Experiment, cm_name: str) -> dict[str, Any]:
             {"name": CONFIG_VOLUME, "mountPath": layout.CONFIG_MOUNT_PATH, "readOnly": True},
             {"name": RESULTS_VOLUME, "mountPath": exp.results.mount_path},
         ],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # The message is read by machine (the run's metrics as JSON): only the file, never a log tail that might
+        # look like JSON (FallbackToLogsOnError would put a failed run's last log lines there).
+        "terminationMessagePath": layout.TERMINATION_LOG_PATH,
+        "terminationMessagePolicy": "File",
     }
 
     pod: dict[str, Any] = {

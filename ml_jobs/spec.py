@@ -82,6 +82,7 @@ _RESERVED_ENV = {
     layout.ENV_SWEEP_FILE,
     layout.ENV_RESULTS_ROOT,
     layout.ENV_FAILURE_COUNT,
+    layout.ENV_TERMINATION_LOG,
 }
 
 

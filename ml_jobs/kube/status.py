@@ -13,17 +13,21 @@ Per-run state, from the Indexed Job's ``completedIndexes`` / ``failedIndexes`` a
 ``pending``    no attempt has started yet: see ``causes`` for why
 ``cancelled``  the Job ended (or was cancelled) before the run finished
 ``unknown``    the Job is gone and the registry has no record of the run's end
+
+A finished run's metrics come from its container's termination message, where the entry shim copies
+``metrics.json`` (see ``ml_jobs.layout.termination_message``): no results volume needed. With the volume mounted
+here (``results_path``), the full ``metrics.json`` of each run is read too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
+from ml_jobs import layout
 from ml_jobs.errors import UnknownExperimentError
 from ml_jobs.kube import pending as _pending
 from ml_jobs.kube import registry
@@ -139,13 +143,8 @@ def _main_container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def _termination_metrics(terminated: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's metrics if it wrote them as JSON to its termination message (``/dev/termination-log``)."""
-    text = (terminated or {}).get("message") or ""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+    """The run's metrics, which the entry shim copies into its termination message (``layout`` has the format)."""
+    return layout.parse_termination_message((terminated or {}).get("message"))
 
 
 def _fill_from_pod(run: RunStatus, pod: dict[str, Any]) -> None:

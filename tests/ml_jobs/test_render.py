@@ -210,7 +210,20 @@ def test_the_config_map_carries_the_shim_layout_and_definition_not_the_expanded_
         "experiment": "bert-finetune",
         "results_root": "/mnt/results",
         "sweep": exp.sweep.definition(),
+        "objective": "eval_loss",  # the shim keeps it first when metrics are cut to fit the pod status
     }
+    once = render(Experiment(**copy.deepcopy(ONE_RUN)), owner="x")  # no objective
+    assert "objective" not in json.loads(once.config_map["data"][layout.SWEEP_FILE])
+
+
+def test_the_container_reports_metrics_in_its_termination_message_file_only():
+    container = render(Experiment(**copy.deepcopy(GPU_SPEC)), owner="x").job["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": layout.ENV_TERMINATION_LOG, "value": "/dev/termination-log"} in container["env"]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    # File, not FallbackToLogsOnError: a failed run's log tail must never be read as its metrics.
+    assert container["terminationMessagePolicy"] == "File"
 
 
 def test_names_too_long_for_a_revision_or_for_pod_host_names_are_refused():

@@ -21,7 +21,8 @@ requests), in the shapes the real components produce:
 - Kubelet: phases, conditions, ``containerStatuses`` with ``running`` / ``terminated`` states (``Completed`` /
   ``Error`` / ``OOMKilled``), the termination message, and the container's log. For the results reader pod it
   runs the pod's real shell command, with the claim's mount path pointed at a local directory (the NFS volume's
-  stand-in).
+  stand-in); for a run's pod, the real entry shim and command, its termination-message file becoming
+  ``state.terminated.message``.
 - cluster-autoscaler: ``TriggeredScaleUp`` / ``NotTriggerScaleUp`` events as it writes them.
 """
 
@@ -32,6 +33,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import string
 import subprocess
 from dataclasses import dataclass, field
@@ -699,6 +701,64 @@ class KubeletDouble:
                 }
             },
         )
+
+    def run_container(self, pod_name: str, volumes: dict[str, Path], scratch: Path) -> int:
+        """Run a bound pod's real container command (for a run: the entry shim and the run's command) as a local
+        process, as the kubelet would, and finish the pod with its exit status, output and termination message.
+
+        The kubelet's part, done here without a container: ConfigMap volumes are written out under ``scratch``;
+        PVC mounts point at local directories (claim -> dir); ``env`` is resolved (values, and ``fieldRef`` to
+        the pod's metadata); the container's ``terminationMessagePath`` is an empty file under ``scratch``, whose
+        content (at most 4096 bytes, as the kubelet keeps) becomes ``state.terminated.message``. Paths under a
+        mount in the command and env are rewritten to the local directory; the one path no variable carries — the
+        results mount recorded in ``sweep.json`` — is given to the shim as ``ML_JOBS_RESULTS_ROOT``.
+        """
+        pod = self.cluster.get("pods", pod_name)
+        assert pod is not None
+        spec, meta = pod["spec"], pod["metadata"]
+        c = spec["containers"][0]
+        sources: dict[str, Path] = {}
+        for v in spec.get("volumes", []):
+            if "persistentVolumeClaim" in v:
+                sources[v["name"]] = volumes[v["persistentVolumeClaim"]["claimName"]]
+            elif "configMap" in v:
+                cm = self.cluster.get("configmaps", v["configMap"]["name"])
+                assert cm is not None, f"ConfigMap {v['configMap']['name']} of pod {pod_name} does not exist"
+                d = scratch / "volumes" / v["name"]
+                d.mkdir(parents=True, exist_ok=True)
+                for key, text in (cm.get("data") or {}).items():
+                    (d / key).write_text(text, encoding="utf-8")
+                sources[v["name"]] = d
+        mounts = {m["mountPath"]: sources[m["name"]] for m in c.get("volumeMounts", [])}
+        message_file = scratch / "termination-log"
+        message_file.write_text("")
+        mounts[c.get("terminationMessagePath", "/dev/termination-log")] = message_file
+
+        def local(text: str) -> str:
+            for mount, path in mounts.items():
+                if text == mount or text.startswith(mount.rstrip("/") + "/"):
+                    return str(path) + text[len(mount) :]
+            return text
+
+        def field(path: str) -> str:
+            if m := re.fullmatch(r"metadata\.(annotations|labels)\['(.+)'\]", path):
+                return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+            return str({"metadata.name": meta["name"], "metadata.namespace": meta["namespace"]}[path])
+
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("fieldRef")
+            env[e["name"]] = field(ref["fieldPath"]) if ref else local(e.get("value", ""))
+        claims = {v["name"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v}
+        results = next((m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in claims), None)
+        if results is not None:
+            env["ML_JOBS_RESULTS_ROOT"] = str(mounts[results])
+        command = [local(arg) for arg in [*c.get("command", []), *c.get("args", [])]]
+        self.start(pod_name)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        message = message_file.read_bytes()[:4096].decode("utf-8", "replace")
+        self.finish(pod_name, proc.returncode, log=proc.stdout + proc.stderr, message=message)
+        return proc.returncode
 
     def run_reader(self, pod_name: str, volumes: dict[str, Path]) -> int:
         """Run a pod's real command with ``sh``, its PVC mounts pointed at local directories (claim -> dir)."""
