@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ml_jobs import layout
 from tests.ml_jobs.cluster.doubles import (
     AutoscalerDouble,
     JobControllerDouble,
@@ -167,7 +168,14 @@ class Demo:
                 self.write_results(i)
                 full = self.run_log(i)
                 first = full.split("\n")[0] + "\n"
-                self.kubelet.finish(p["metadata"]["name"], 0, log=full.removeprefix(first))
+                self.kubelet.finish(
+                    p["metadata"]["name"], 0, log=full.removeprefix(first), message=self.termination_message(i)
+                )
+
+    def termination_message(self, i: int) -> str:
+        """What the entry shim writes to the run's termination log: its metrics.json, by the shim's own code."""
+        metrics = json.loads((self.volume / EXPERIMENT / f"run-{i:05d}" / "metrics.json").read_text())
+        return layout.termination_message(metrics, "val_accuracy") or ""
 
     def close(self) -> None:
         self.cluster.stop()
@@ -209,13 +217,7 @@ def script(demo: Demo, tmp: Path) -> None:
     for _ in range(4):
         demo.finish(lambda i: True)
         demo.schedule_pending()
-    demo.ml_jobs(
-        "status",
-        EXPERIMENT,
-        "--results-path",
-        str(demo.volume),
-        show="ml-jobs status digits-sweep --results-path /mnt/herd-results",
-    )
+    demo.ml_jobs("status", EXPERIMENT)  # the metrics come from the pods' termination messages
     demo.ml_jobs("results", EXPERIMENT, "--plot", "digits.png", cwd=tmp)
     demo.plot = tmp / "digits.png"
     demo.ml_jobs("results", EXPERIMENT, "--csv", "--limit", "3")
