@@ -119,3 +119,17 @@ def test_playbooks_listed(capsys: pytest.CaptureFixture[str]) -> None:
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["control_plane", "join", "remove_node", "site", "verify"]
     json.dumps(names)
+
+
+def test_progress_table_shows_each_host_and_its_task() -> None:
+    from herd_ops._display import progress_table
+    from herd_ops._runner import HostSummary
+
+    hosts = {"gpu-01": HostSummary("gpu-01", ok=12, changed=3, current_task="containerd : Containerd installed"),
+             "cpu-01": HostSummary("cpu-01", ok=4, failed=1)}  # fmt: skip
+    console = Console(record=True, width=120)
+    console.print(progress_table(hosts, "join.yml"))
+    lines = console.export_text().splitlines()
+    assert any("cpu-01" in line and "…" in line for line in lines)
+    assert any("gpu-01" in line and "containerd : Containerd installed" in line and "12" in line for line in lines)
+    assert next(line for line in lines if "-01" in line).lstrip("│ ").startswith("cpu-01"), "sorted by host"
