@@ -22,10 +22,22 @@ from infra.burst_pool import CA_TAG, asg_name
 from infra.config import StackConfig
 from ml_jobs import taxonomy
 
-__all__ = ["AUTOSCALER_IMAGE_TAGS", "ClusterAutoscaler", "autoscaler_policy", "autoscaler_values", "priorities"]
+__all__ = [
+    "AUTOSCALER_IMAGE_TAGS",
+    "IMAGE_OLDER_THAN_CHART",
+    "ClusterAutoscaler",
+    "autoscaler_policy",
+    "autoscaler_values",
+    "priorities",
+]
 
-# cluster-autoscaler's minor must match the cluster's (it embeds the scheduler it simulates).
-AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.0", "1.34": "v1.34.0"}
+# cluster-autoscaler's minor must match the cluster's (it embeds the scheduler it simulates). 1.34 runs the pinned
+# chart's own appVersion. No chart with appVersion 1.33 is pinned (none could be checked here): the one chart,
+# 9.52.1, runs the 1.33 image, and its RBAC covers what 1.33 reads (a newer chart adds rules). The tests in
+# tests/infra/test_chart_values.py hold this table to those rules.
+AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.3", "1.34": "v1.34.1"}
+# Minors that run an image one minor older than the pinned chart's appVersion (see above).
+IMAGE_OLDER_THAN_CHART = frozenset({"1.33"})
 CREDENTIALS_SECRET = "cluster-autoscaler-aws"
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from infra.addons.charts import CHARTS, Chart
+from infra.addons.autoscaler import AUTOSCALER_IMAGE_TAGS, IMAGE_OLDER_THAN_CHART
+from infra.addons.charts import CHARTS, CLUSTER_AUTOSCALER, Chart
+from infra.config import SUPPORTED_MINORS
 
 KEYS = Path(__file__).resolve().parent / "chart_values"
 
@@ -75,3 +78,48 @@ def test_every_value_set_exists_in_the_pinned_chart(any_plan):
 def test_the_key_check_catches_unknown_keys(values, unknown):
     keys = chart_keys(next(c for c in CHARTS if c.name == "nvidia-device-plugin"))
     assert unknown_paths(values, keys) == unknown
+
+
+def chart_facts(chart: Chart) -> dict[str, Any]:
+    """Name, version, appVersion (and for some charts a ClusterRole rule) read from the pinned Chart.yaml."""
+    return yaml.safe_load((KEYS / f"{chart.key}.chart.yaml").read_text())
+
+
+def minor(version: str) -> str:
+    """``1.34`` for ``v1.34.1`` or ``1.34.1``."""
+    return ".".join(version.removeprefix("v").split(".")[:2])
+
+
+def test_the_autoscaler_facts_belong_to_the_pinned_chart():
+    facts = chart_facts(CLUSTER_AUTOSCALER)
+    assert (facts["name"], facts["version"]) == (CLUSTER_AUTOSCALER.name, CLUSTER_AUTOSCALER.version)
+
+
+@pytest.mark.parametrize("cluster_minor", SUPPORTED_MINORS)
+def test_the_autoscaler_image_matches_the_cluster_and_the_chart(cluster_minor):
+    """The image's minor is the cluster's (it simulates that scheduler) and the pinned chart's appVersion minor;
+    only a minor listed in IMAGE_OLDER_THAN_CHART may run the minor just below the chart's appVersion, whose RBAC
+    is then a superset. A chart older than the image (9.38.0, appVersion 1.31.0, under 1.33 images) fails."""
+    image = AUTOSCALER_IMAGE_TAGS[cluster_minor]
+    app = chart_facts(CLUSTER_AUTOSCALER)["appVersion"]
+    assert minor(image) == cluster_minor
+    if cluster_minor in IMAGE_OLDER_THAN_CHART:
+        major, app_minor = minor(app).split(".")
+        assert minor(image) == f"{major}.{int(app_minor) - 1}"
+    else:
+        assert minor(image) == minor(app)
+
+
+def test_the_autoscaler_image_tag_is_the_one_released(example_plan):
+    release = example_plan.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
+    assert release.inputs["version"] == CLUSTER_AUTOSCALER.version
+    assert release.inputs["values"]["image"]["tag"] == AUTOSCALER_IMAGE_TAGS["1.33"]
+
+
+def test_the_autoscaler_chart_may_read_volume_attachments():
+    """Autoscalers from 1.33 on list storage.k8s.io objects, volumeattachments among them; older charts'
+    ClusterRole lacked it and scaling stopped on the denied watch."""
+    rule = chart_facts(CLUSTER_AUTOSCALER)["clusterRoleStorageRule"]
+    assert rule["apiGroups"] == ["storage.k8s.io"]
+    assert {"volumeattachments", "csinodes", "csidrivers", "storageclasses"} <= set(rule["resources"])
+    assert {"watch", "list", "get"} <= set(rule["verbs"])
