@@ -5,10 +5,13 @@ from them starts consistent."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+from ml_jobs import taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,3 +87,144 @@ def test_cluster_networks_do_not_overlap_the_site_or_the_vpc(stack, project_defa
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             assert not nets[a].overlaps(nets[b]), f"{a} {nets[a]} overlaps {b} {nets[b]}"
+
+
+# ------------------------------------------------------------------------------------- example specs land
+
+
+@dataclass(frozen=True)
+class NodeClass:
+    """Nodes of the example site that register with the same labels and taints."""
+
+    name: str
+    labels: dict[str, str]
+    taints: list[dict[str, str]]
+
+
+def _on_prem_node_classes() -> list[NodeClass]:
+    """Per inventory host, the labels and taints the playbooks give it (see inventory/example/group_vars/all.yml):
+    herd.dev/location=onprem, pool and tier from the host's or its group's herd_node_pool / herd_node_tier, extra
+    herd_node_labels / herd_node_taints, the control-plane role's taints, and the GPU taint on GPU servers."""
+    site = REPO / "inventory" / "example"
+    site_vars = yaml.safe_load((site / "group_vars" / "all.yml").read_text())
+    control_plane_taints = yaml.safe_load(
+        (REPO / "playbooks" / "roles" / "control_plane" / "defaults" / "main.yml").read_text()
+    )["control_plane_taints"]
+    groups = yaml.safe_load((site / "hosts.yml").read_text())["all"]["children"]
+    classes = []
+    for group, members in groups.items():
+        group_file = site / "group_vars" / f"{group}.yml"
+        group_vars = yaml.safe_load(group_file.read_text()) if group_file.exists() else {}
+        for host, host_vars in ((members or {}).get("hosts") or {}).items():
+            hv = {**site_vars, **group_vars, **(host_vars or {})}
+            labels = {
+                taxonomy.LABELS["location"].key: "onprem",
+                taxonomy.LABELS["pool"].key: hv["herd_node_pool"],
+                taxonomy.LABELS["tier"].key: hv["herd_node_tier"],
+                **hv["herd_node_labels"],
+            }
+            taints = list(hv["herd_node_taints"])
+            if group == "control_plane":
+                taints += control_plane_taints
+            if hv["herd_node_tier"] == "gpu":
+                taints.append(taxonomy.GPU_TAINT.as_node_taint())
+            classes.append(NodeClass(f"{group}/{host}", labels, taints))
+    return classes
+
+
+def _cloud_node_classes() -> list[NodeClass]:
+    """Per burst pool of Pulumi.example.yaml, the labels and taints infra registers its nodes with."""
+    from infra import burst_pool
+    from infra import config as stack_config
+
+    cfg = stack_config.load(yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"])
+    return [
+        NodeClass(f"pool/{pool.name}", burst_pool.node_labels(cfg, pool), burst_pool.node_taints(pool))
+        for pool in cfg.pools
+    ]
+
+
+def _expression_holds(expr: dict, labels: dict[str, str]) -> bool:
+    key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+    if op == "In":
+        return key in labels and labels[key] in values
+    if op == "NotIn":
+        return key not in labels or labels[key] not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    raise AssertionError(f"node selector operator {op} not handled by this test")
+
+
+def _tolerates(tolerations: list[dict], taint: dict[str, str]) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != taint["effect"]:
+            continue
+        if t.get("operator") == "Exists" and (not t.get("key") or t["key"] == taint["key"]):
+            return True
+        if t.get("key") == taint["key"] and t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def lands_on(pod: dict, node: NodeClass) -> bool:
+    """Whether the scheduler's node filters (nodeSelector, required node affinity, taints) admit ``pod``."""
+    if any(node.labels.get(k) != v for k, v in pod.get("nodeSelector", {}).items()):
+        return False
+    required = (
+        pod.get("affinity", {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution", {})
+        .get("nodeSelectorTerms")
+    )
+    if required is not None and not any(
+        all(_expression_holds(e, node.labels) for e in term.get("matchExpressions", [])) for term in required
+    ):
+        return False
+    hard = [t for t in node.taints if t["effect"] in ("NoSchedule", "NoExecute")]
+    return all(_tolerates(pod.get("tolerations", []), t) for t in hard)
+
+
+@pytest.fixture(scope="module")
+def node_classes() -> list[NodeClass]:
+    return _on_prem_node_classes() + _cloud_node_classes()
+
+
+def test_node_classes_follow_the_site(node_classes):
+    # GIVEN the example site THEN the classes carry what the playbooks and Pulumi give those nodes
+    by_name = {c.name: c for c in node_classes}
+    assert by_name["control_plane/cp-01"].labels[taxonomy.LABELS["tier"].key] == "general"
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in by_name[
+        "control_plane/cp-01"
+    ].taints
+    assert by_name["gpu_nodes/gpu-03"].labels[taxonomy.LABELS["pool"].key] == "onprem-a100"
+    assert taxonomy.GPU_TAINT.as_node_taint() in by_name["pool/gpu-a10g-spot"].taints
+    assert by_name["pool/cpu-burst"].labels[taxonomy.LABELS["location"].key] == "cloud"
+
+
+def test_the_node_filter_refuses_what_the_scheduler_refuses(node_classes):
+    # GIVEN a pod that requires tier general (the example's old selection) THEN only the tainted control plane
+    # matches its labels, and the control plane's taint keeps it off: it lands nowhere on this site.
+    by_name = {c.name: c for c in node_classes}
+    general = {"nodeSelector": {taxonomy.LABELS["tier"].key: "general"}}
+    assert not any(lands_on(general, c) for c in node_classes)
+    assert lands_on(general, NodeClass("untainted", by_name["control_plane/cp-01"].labels, []))
+    gpu = {"nodeSelector": {taxonomy.LABELS["tier"].key: "gpu"}}
+    assert not lands_on(gpu, by_name["pool/gpu-a10g-spot"])
+    assert lands_on({**gpu, "tolerations": [taxonomy.GPU_TAINT.as_toleration()]}, by_name["pool/gpu-a10g-spot"])
+
+
+EXAMPLE_SPECS = sorted((REPO / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLE_SPECS, ids=[p.stem for p in EXAMPLE_SPECS])
+def test_every_example_spec_can_land_on_the_example_site(example, node_classes):
+    # GIVEN an example spec rendered by ml_jobs WHEN its pod's node filters meet the example site's nodes
+    # THEN at least one node class admits it (otherwise the example could never be scheduled there)
+    from ml_jobs.render import render
+    from ml_jobs.spec import load_spec
+
+    pod = render(load_spec(example), owner="test").job["spec"]["template"]["spec"]
+    landing = [c.name for c in node_classes if lands_on(pod, c)]
+    assert landing, f"{example.name} selects no node of the example site"

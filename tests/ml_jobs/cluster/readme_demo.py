@@ -38,6 +38,11 @@ from tests.ml_jobs.cluster.emulator import EmulatedCluster
 REPO = Path(__file__).resolve().parents[3]
 SPEC = REPO / "examples" / "digits-sweep.yaml"
 EXPERIMENT = "digits-sweep"
+# The example stack's team namespaces are vision and nlp (Pulumi.example.yaml herd:teams).
+NAMESPACE = "vision"
+# cluster-autoscaler names the ASG: <herd:clusterName>-<pool> (infra.burst_pool.asg_name), here lab-cpu-burst.
+BURST_GROUP = "lab-cpu-burst"
+BURST_MAX = 6
 
 
 def kubeconfig(path: Path, server: str, namespace: str) -> Path:
@@ -54,28 +59,32 @@ def kubeconfig(path: Path, server: str, namespace: str) -> Path:
 
 
 def demo_nodes() -> list[dict[str, Any]]:
-    """Two small on-prem CPU servers, one GPU server (tainted), one high-memory server."""
+    """A small slice of the example site (inventory/example, Pulumi.example.yaml): its control plane (tainted),
+    two on-prem CPU servers (pool onprem-cpu, shrunk to 4 CPUs so that the sweep does not fit at once) and a GPU
+    server (GPU-tainted). The cloud pools have no nodes until the autoscaler adds one."""
     onprem = {"herd.dev/location": "onprem"}
+    cpu = {**onprem, "herd.dev/tier": "high-cpu", "herd.dev/pool": "onprem-cpu"}
     return [
         node(
-            "onprem-cpu-1",
-            labels={**onprem, "herd.dev/tier": "general", "herd.dev/pool": "cpu"},
+            "cp-01",
+            labels={**onprem, "herd.dev/tier": "general", "herd.dev/pool": "control-plane"},
             cpu="4",
             memory="16Gi",
+            taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
         ),
+        node("cpu-01", labels=cpu, cpu="4", memory="16Gi"),
+        node("cpu-02", labels=cpu, cpu="4", memory="16Gi"),
         node(
-            "onprem-cpu-2",
-            labels={**onprem, "herd.dev/tier": "general", "herd.dev/pool": "cpu"},
-            cpu="4",
-            memory="16Gi",
-        ),
-        node(
-            "onprem-gpu-1",
-            labels={**onprem, "herd.dev/tier": "gpu", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+            "gpu-01",
+            labels={
+                **onprem,
+                "herd.dev/tier": "gpu",
+                "herd.dev/pool": "onprem-gpu",
+                "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+            },
             gpus=4,
             taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
         ),
-        node("onprem-mem-1", labels={**onprem, "herd.dev/tier": "high-mem"}, cpu="32", memory="512Gi"),
     ]
 
 
@@ -83,7 +92,7 @@ class Demo:
     """The emulator, the doubles, and a way to run ``ml-jobs`` against them."""
 
     def __init__(self, workdir: Path, local_results: Path | None) -> None:
-        self.cluster = EmulatedCluster(namespace="team-vision").start()
+        self.cluster = EmulatedCluster(namespace=NAMESPACE).start()
         self.controller = JobControllerDouble(self.cluster)
         self.scheduler = SchedulerDouble(self.cluster, demo_nodes())
         self.kubelet = KubeletDouble(self.cluster, self.controller)
@@ -93,7 +102,7 @@ class Demo:
         self.local_results = local_results
         self.env = {
             **os.environ,
-            "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", self.cluster.url, "team-vision")),
+            "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", self.cluster.url, NAMESPACE)),
             "COLUMNS": "132",
             "NO_COLOR": "1",
             "TERM": "dumb",
@@ -208,7 +217,7 @@ def script(demo: Demo, tmp: Path) -> None:
     demo.controller.sync(EXPERIMENT)
     demo.schedule_pending()
     waiting = [p for p in demo.pods() if not p["spec"].get("nodeName")]
-    demo.autoscaler.triggered(waiting[0]["metadata"]["name"], "herd-burst-cpu-spot", 0, 1, 5)
+    demo.autoscaler.triggered(waiting[0]["metadata"]["name"], BURST_GROUP, 0, 1, BURST_MAX)
     demo.finish(lambda i: i in {0, 1, 2})
     demo.ml_jobs("status", EXPERIMENT)
     demo.ml_jobs("logs", EXPERIMENT, "run-00003")

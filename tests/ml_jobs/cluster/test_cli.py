@@ -33,7 +33,8 @@ def test_every_verb_through_the_cli() -> None:
     assert "12 runs: 4 pending, 5 running, 3 succeeded" in status
     assert "4 runs 2/4 nodes lack free cpu" in status
     assert "1/4 nodes have taint nvidia.com/gpu=present, which the run does not tolerate" in status
-    assert "a cloud pool is scaling up: herd-burst-cpu-spot 0->1 (max 5)" in status
+    assert "1/4 nodes have taint node-role.kubernetes.io/control-plane" in status
+    assert "a cloud pool is scaling up: lab-cpu-burst 0->1 (max 6)" in status
     assert blocks["$ ml-jobs logs digits-sweep run-00003"].endswith("epoch 30: val accuracy 0.9030")
     # Metrics of finished runs come from their pods' termination messages: no results volume mounted.
     finished = [line for line in status.splitlines() if line.startswith("run-") and "succeeded" in line]
@@ -51,10 +52,10 @@ def test_every_verb_through_the_cli() -> None:
     assert "16 run(s) that had not started never will" in blocks["$ ml-jobs cancel digits-sweep --yes"]
     assert "16 runs: 16 cancelled" in blocks["$ ml-jobs status digits-sweep --revision 2"]
     assert blocks["$ ml-jobs status nope"] == (
-        "$ ml-jobs status nope\nml-jobs: error: no experiment 'nope' in namespace 'team-vision'\n[exit status 2]"
+        "$ ml-jobs status nope\nml-jobs: error: no experiment 'nope' in namespace 'vision'\n[exit status 2]"
     )
     forbidden = blocks["$ ml-jobs submit other-sweep.yaml   # RBAC denies creating Jobs here"]
-    assert "forbidden: you may not create jobs in namespace 'team-vision'" in forbidden
+    assert "forbidden: you may not create jobs in namespace 'vision'" in forbidden
     assert "Traceback" not in text
     assert "other-sweep" not in transcript[-1]  # the refused submit left nothing behind
 
