@@ -60,6 +60,8 @@ _SOURCE: ContextVar[str] = ContextVar("spec_source", default=PYTHON_SOURCE)
 MAX_NAME = 63
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# layout.job_name names revision N of an experiment <name>-r<N>: an experiment may not be named like one.
+_REVISION_SUFFIX = re.compile(r"-r[0-9]+$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # A container image reference: [registry[:port]/]path[:tag][@digest] (the distribution reference grammar).
@@ -550,6 +552,12 @@ class Experiment(_Model):
                 "name",
                 f"{value!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit",
+            )
+        if _REVISION_SUFFIX.search(value):
+            raise _err(
+                "name",
+                f"{value!r} ends like a revision suffix (-r<N>): its Job, ConfigMap and results directory would "
+                "be those of revision N of another experiment; rename it",
             )
         return value
 

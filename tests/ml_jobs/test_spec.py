@@ -63,6 +63,12 @@ BAD = [
         "name: 'exp-' is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit",
     ),
     ("name-number", "name", 12, "name: must be a string, got 12"),
+    (
+        "name-revision-suffix",
+        "name",
+        "digits-sweep-r2",
+        "name: 'digits-sweep-r2' ends like a revision suffix (-r<N>): its Job, ConfigMap and results directory would be those of revision N of another experiment; rename it",
+    ),
     ("image-missing", "image", DELETE, "image: required"),
     (
         "image-spaces",
@@ -520,3 +526,9 @@ def test_durations(value, seconds):
 def test_bad_durations(value):
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+@pytest.mark.parametrize("name", ["exp-r2d2", "mirror", "r2", "exp-rev2", "exp-r"])
+def test_names_only_look_like_revisions_when_they_end_in_dash_r_digits(name):
+    # GIVEN a name with an r and digits that is not a revision suffix THEN it is accepted
+    assert parse_spec(patched("name", name), "spec.yaml").name == name
