@@ -89,6 +89,8 @@ def node_labels(cfg: StackConfig, pool: Pool) -> dict[str, str]:
     if pool.gpu is not None:
         labels[taxonomy.LABELS["gpu_product"].key] = gpu_product_label(cfg, pool)
         labels[taxonomy.LABELS["gpu_count"].key] = str(pool.gpu.count)
+        # cluster-autoscaler (AWS) waits for a GPU node with this label to advertise its GPUs before scaling again.
+        labels[taxonomy.LABELS["aws_accelerator"].key] = pool.gpu.product_label
     labels.update(pool.labels)
     return labels
 

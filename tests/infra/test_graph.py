@@ -93,6 +93,9 @@ def test_gpu_pool_asg_is_mixed_spot_and_discoverable_from_zero(example_plan):
     assert tags[f"{CA}/node-template/label/herd.dev/location"] == "cloud"
     assert tags[f"{CA}/node-template/label/nvidia.com/gpu.product"] == "NVIDIA-A10G"
     assert tags[f"{CA}/node-template/label/nvidia.com/gpu.count"] == "1"
+    # What cluster-autoscaler's AWS provider reads to wait for a new GPU node's device plugin instead of scaling up
+    # more GPU nodes meanwhile.
+    assert tags[f"{CA}/node-template/label/k8s.amazonaws.com/accelerator"] == "NVIDIA-A10G"
     assert tags[f"{CA}/node-template/taint/nvidia.com/gpu"] == "present:NoSchedule"
     assert tags[f"{CA}/node-template/resources/nvidia.com/gpu"] == "1"
     # Autoscaler tags describe the group; they are not copied onto instances.
@@ -106,7 +109,7 @@ def test_cpu_pool_is_on_demand_and_untainted(example_plan):
         group.inputs["mixedInstancesPolicy"]["instancesDistribution"]["onDemandPercentageAboveBaseCapacity"] == 100
     )
     tags = tags_of(group)
-    assert not any("/taint/" in k or "/resources/" in k or "nvidia.com" in k for k in tags)
+    assert not any("/taint/" in k or "/resources/" in k or "nvidia.com" in k or "accelerator" in k for k in tags)
     assert tags[f"{CA}/node-template/label/herd.dev/tier"] == "high-cpu"
 
 
@@ -132,6 +135,7 @@ def test_user_data_joins_with_the_taxonomy_and_fetches_the_token_at_boot(example
         taxonomy.LABELS["tier"].key: "gpu",
         taxonomy.LABELS["gpu_product"].key: "NVIDIA-A10G",
         taxonomy.LABELS["gpu_count"].key: "1",
+        taxonomy.LABELS["aws_accelerator"].key: "NVIDIA-A10G",
     }
     assert args["provider-id"] == "aws:///${AZ}/${INSTANCE_ID}"  # what cluster-autoscaler matches nodes by
     assert join["nodeRegistration"]["taints"] == [taxonomy.GPU_TAINT.as_node_taint()]
@@ -165,6 +169,7 @@ def test_gpu_only_stack_time_slicing_and_pool_options():
     _, plan = _edge("gpu-only")
     l4 = tags_of(plan.one(ASG, "pool-l4-spot-asg"))
     assert l4[f"{CA}/node-template/label/nvidia.com/gpu.product"] == "NVIDIA-L4-SHARED"
+    assert l4[f"{CA}/node-template/label/k8s.amazonaws.com/accelerator"] == "NVIDIA-L4"  # the product, unshared
     assert l4[f"{CA}/node-template/resources/nvidia.com/gpu"] == "4"  # 1 GPU x 4 replicas
     assert l4[f"{CA}/node-template/label/example.com/cost-center"] == "research"
     h100 = plan.one(ASG, "pool-h100-asg")
@@ -217,7 +222,7 @@ def test_autoscaler_discovers_this_cluster_and_prefers_spot(example_plan):
     assert values["autoDiscovery"]["clusterName"] == "lab"
     assert values["extraArgs"]["expander"] == "priority"
     assert values["expanderPriorities"] == {"10": ["^lab-cpu-burst$"], "20": ["^lab-gpu-a10g-spot$"]}
-    assert values["image"]["tag"] == "v1.33.0"
+    assert values["image"]["tag"] == "v1.33.3"
     assert values["envFromSecret"] == "cluster-autoscaler-aws"
     policy = json.loads(example_plan.one("aws:iam/userPolicy:UserPolicy", "autoscaler-policy").inputs["policy"])
     scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")
