@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ml_jobs import _labels as L
-from ml_jobs import layout, taxonomy
+from ml_jobs import layout, priority, taxonomy
 from ml_jobs.errors import ManifestError
 from ml_jobs.spec import Experiment
 
@@ -267,6 +267,8 @@ def _pod_spec(exp: Experiment, cm_name: str) -> dict[str, Any]:
 
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
+        # herd's PriorityClasses (ml_jobs.priority): none is the global default, so without one a run gets 0.
+        "priorityClassName": priority.class_name(exp.priority),
         # Runs do not talk to the API server; keep its credentials out of user code.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

@@ -37,8 +37,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ml_jobs import _shim, layout, taxonomy
+from ml_jobs import priority as priority_classes
 from ml_jobs._quantity import parse_duration, parse_quantity
 from ml_jobs.errors import SpecError
+from ml_jobs.priority import Priority
 
 __all__ = [
     "Distribution",
@@ -527,6 +529,7 @@ class Experiment(_Model):
     python: str = Field(default="python3", min_length=1)
     resources: Resources = Resources()
     nodes: Nodes = Nodes()
+    priority: Priority = priority_classes.DEFAULT
     retries: int = Field(default=2, ge=0, le=100)
     final_exit_codes: list[int] = Field(default=[], max_length=255)
     deadline: Duration | None = None

@@ -3,29 +3,13 @@ lowest class never preempts anything, for sweeps that should only fill idle capa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ml_jobs.priority import PRIORITY_CLASSES, PriorityClassSpec
+
+# The classes are defined once, in ml_jobs.priority: a spec's `priority` names them.
 __all__ = ["PRIORITY_CLASSES", "PriorityClassSpec", "PriorityClasses"]
-
-
-@dataclass(frozen=True)
-class PriorityClassSpec:
-    """One PriorityClass herd creates."""
-
-    name: str
-    value: int
-    preempts: bool
-    description: str
-
-
-PRIORITY_CLASSES = (
-    PriorityClassSpec("herd-high", 10000, True, "Urgent runs: may preempt normal and low runs."),
-    PriorityClassSpec("herd-normal", 1000, True, "Default for training runs: may preempt low runs."),
-    PriorityClassSpec("herd-low", 100, False, "Opportunistic sweeps: fill idle capacity, never preempt."),
-)
 
 
 class PriorityClasses(pulumi.ComponentResource):

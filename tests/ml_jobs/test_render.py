@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ml_jobs import _labels as L
-from ml_jobs import layout, taxonomy
+from ml_jobs import layout, priority, taxonomy
 from ml_jobs.errors import ManifestError
 from ml_jobs.render import KUBERNETES_VERSIONS, check_objects, render, validate_schema
 from ml_jobs.spec import Experiment
@@ -257,3 +257,20 @@ def test_invalid_label_values_are_refused():
         ManifestError, match=r"^Job/once: spec.template.metadata.labels.herd.dev/owner: '-bad-' is not"
     ):
         check_objects([job])
+
+
+@pytest.mark.parametrize(("given", "expected"), [({}, "herd-normal"), ({"priority": "high"}, "herd-high")])
+def test_runs_get_the_priority_class_of_the_spec(given, expected):
+    # GIVEN a spec with or without priority WHEN rendered THEN every pod names one of herd's PriorityClasses
+    # (none is the global default: without a class a run would get priority 0, below every herd class)
+    rendered = render(Experiment(**copy.deepcopy(ONE_RUN), **given), owner="x", namespace="ns")
+    assert pod_spec(rendered.job)["priorityClassName"] == expected
+    assert expected in {c.name for c in priority.PRIORITY_CLASSES}
+    validate_schema(rendered.objects)
+
+
+def test_priority_classes_are_ordered_and_only_low_never_preempts():
+    classes = {c.priority: c for c in priority.PRIORITY_CLASSES}
+    assert set(classes) == {"high", "normal", "low"} and priority.DEFAULT == "normal"
+    assert classes["high"].value > classes["normal"].value > classes["low"].value > 0
+    assert [c.priority for c in priority.PRIORITY_CLASSES if not c.preempts] == ["low"]

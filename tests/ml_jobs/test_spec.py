@@ -63,6 +63,8 @@ BAD = [
         "name: 'exp-' is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit",
     ),
     ("name-number", "name", 12, "name: must be a string, got 12"),
+    ("priority-unknown", "priority", "urgent", "priority: must be 'high', 'normal' or 'low', got 'urgent'"),
+    ("priority-number", "priority", 1, "priority: must be 'high', 'normal' or 'low', got 1"),
     (
         "name-revision-suffix",
         "name",
@@ -117,7 +119,7 @@ BAD = [
         "unknown-top-key-far",
         "zzzz",
         1,
-        "zzzz: unknown key; expected one of 'args', 'command', 'deadline', 'env', 'final_exit_codes', 'image', 'name', 'nodes', 'objective', 'parallelism', 'python', 'resources', 'results', 'retries', 'sweep', 'ttl', 'workdir'",
+        "zzzz: unknown key; expected one of 'args', 'command', 'deadline', 'env', 'final_exit_codes', 'image', 'name', 'nodes', 'objective', 'parallelism', 'priority', 'python', 'resources', 'results', 'retries', 'sweep', 'ttl', 'workdir'",
     ),
     ("resources-not-mapping", "resources", 4, "resources: must be a mapping, got 4"),
     (
