@@ -87,6 +87,10 @@ class GpuSpec:
     product: str
     count: int
 
+    def __str__(self) -> str:
+        """``1x NVIDIA A10G``: how messages name it."""
+        return f"{self.count}x {self.product}"
+
     @property
     def product_label(self) -> str:
         """The ``nvidia.com/gpu.product`` value GFD writes for this model."""

@@ -598,10 +598,10 @@ def _check_pools(cfg: StackConfig) -> None:
                     f"{key}.instanceTypes[{j}]",
                     f"{itype} has GPUs; put it in a pool with tier gpu so it is tainted for GPU work only",
                 )
-            if gpus[-1] != gpus[0]:
+            if gpus[j] != gpus[0]:
                 raise ConfigError(
                     f"{key}.instanceTypes[{j}]",
-                    f"{itype} has {gpus[-1]} but {pool.instance_types[0]} has {gpus[0]}; cluster-autoscaler "
+                    f"{itype} has {gpus[j]} but {pool.instance_types[0]} has {gpus[0]}; cluster-autoscaler "
                     "builds one node template per pool, so every type must have the same GPUs",
                 )
         if len(set(pool.instance_types)) != len(pool.instance_types):

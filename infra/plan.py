@@ -185,15 +185,31 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
+def _yaml_position(e: yaml.YAMLError) -> str:
+    """``line 3, column 7`` (1-based) of a YAML error, where the parser knows it."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "stack file"
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The parser's complaint in one line, without its quoted excerpt of the file."""
+    problem = getattr(e, "problem", None)
+    context = getattr(e, "context", None)
+    text = " ".join(p for p in (context, problem) if p) or str(e)
+    return " ".join(text.split())
+
+
 def load_stack_file(path: Path) -> dict[str, Any]:
     """The ``config`` mapping of a stack file (``Pulumi.<stack>.yaml``)."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise config.ConfigError(str(path), f"cannot read stack file: {e}") from None
-    values = doc.get("config") or {}
+    except OSError as e:
+        raise config.ConfigError("stack file", f"cannot read it: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise config.ConfigError(_yaml_position(e), f"not valid YAML: {_yaml_problem(e)}") from None
+    values = (doc.get("config") or {}) if isinstance(doc, dict) else None
     if not isinstance(values, dict):
-        raise config.ConfigError(f"{path}: config", "must be a mapping of keys to values")
+        raise config.ConfigError("config", "must be a mapping of keys to values")
     for key, value in values.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             raise config.ConfigError(key, "encrypted (secure:); the offline plan cannot decrypt it")

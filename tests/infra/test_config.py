@@ -132,7 +132,13 @@ BAD = [
         "mixed-gpu-models",
         {"herd:pools": [_pool(instanceTypes=["g5.xlarge", "g6.xlarge"])]},
         "herd:pools[0].instanceTypes[1]",
-        "same GPUs",
+        "g6.xlarge has 1x NVIDIA L4 but g5.xlarge has 1x NVIDIA A10G; cluster-autoscaler builds one node template",
+    ),
+    (
+        "mixed-gpu-counts",
+        {"herd:pools": [_pool(instanceTypes=["g5.12xlarge", "g5.xlarge", "g5.2xlarge"])]},
+        "herd:pools[0].instanceTypes[1]",
+        "g5.xlarge has 1x NVIDIA A10G but g5.12xlarge has 4x NVIDIA A10G;",
     ),
     (
         "amd-accelerator",

@@ -65,6 +65,42 @@ def test_bad_stack_file_is_refused_in_one_line_naming_the_key(tmp_path):
     assert lines[0] == (f"herd-plan: {stack}: herd:pools[0].maxSize: Input should be greater than or equal to 1")
 
 
+BAD_FILES = [
+    # (id, stack file text, the one line herd-plan prints after "herd-plan: <file>: "). Where the line names a
+    # herd: key, the text's config is merged over the example stack's, so only that key is wrong.
+    (
+        "yaml-bad-indent",
+        "config:\n  herd:clusterName: lab\n   herd:awsRegion: eu-central-1\n",
+        "line 3, column 18: not valid YAML: mapping values are not allowed here",
+    ),
+    (
+        "yaml-unclosed-list",
+        "config:\n  herd:pools: [\n",
+        "line 3, column 1: not valid YAML: while parsing a flow node expected the node content, but found "
+        "'<stream end>'",
+    ),
+    ("config-not-mapping", "config: [a, b]\n", "config: must be a mapping of keys to values"),
+    (
+        "mixed-gpu-pool",
+        "config:\n  herd:pools:\n    - {name: p, tier: gpu, maxSize: 2, instanceTypes: [g5.xlarge, g6.xlarge]}\n",
+        "herd:pools[0].instanceTypes[1]: g6.xlarge has 1x NVIDIA L4 but g5.xlarge has 1x NVIDIA A10G; "
+        "cluster-autoscaler builds one node template per pool, so every type must have the same GPUs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), [b[1:] for b in BAD_FILES], ids=[b[0] for b in BAD_FILES])
+def test_bad_stack_files_are_refused_in_one_line_naming_the_file_once(tmp_path, text, line):
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text(text)
+    if line.startswith("herd:"):  # a config error: the rest of the stack is the example's
+        example = yaml.safe_load(EXAMPLE.read_text())["config"]
+        stack.write_text(yaml.safe_dump({"config": {**example, **yaml.safe_load(text)["config"]}}))
+    result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines() == [f"herd-plan: {stack}: {line}"]
+
+
 def test_encrypted_values_are_refused_offline(tmp_path):
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["config"]["herd:nfsPath"] = {"secure": "v1:abcdef"}
