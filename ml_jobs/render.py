@@ -280,7 +280,8 @@ def _pod_spec(exp: Experiment, cm_name: str) -> dict[str, Any]:
     }
     required = exp.nodes.required()
     if res.gpu_product is not None:
-        required[taxonomy.LABELS["gpu_product"].key] = [res.gpu_product]
+        # GFD labels time-sliced GPUs <product>-SHARED: a run asking for the product takes either kind.
+        required[taxonomy.LABELS["gpu_product"].key] = taxonomy.gpu_product_matches(res.gpu_product)
     selector = {key: values[0] for key, values in required.items() if len(values) == 1}
     if selector:
         pod["nodeSelector"] = selector

@@ -16,12 +16,14 @@ import yaml
 
 __all__ = [
     "GPU_RESOURCE",
+    "GPU_SHARED_SUFFIX",
     "GPU_TAINT",
     "LABELS",
     "PREFIX",
     "LabelKey",
     "Taint",
     "gpu_product_label_value",
+    "gpu_product_matches",
     "is_valid_label_value",
     "is_valid_qualified_name",
     "load",
@@ -86,6 +88,8 @@ PREFIX: str = load()["prefix"]
 LABELS: dict[str, LabelKey] = _labels()
 GPU_TAINT = Taint(**{k: v for k, v in load()["taints"]["gpu"].items() if k != "description"})
 GPU_RESOURCE: str = load()["gpu_resource"]
+# With GPU time-slicing on, GFD appends this to nvidia.com/gpu.product (NVIDIA-A10G becomes NVIDIA-A10G-SHARED).
+GPU_SHARED_SUFFIX = "-SHARED"
 
 
 def gpu_product_label_value(product_name: str) -> str:
@@ -112,3 +116,13 @@ def is_valid_qualified_name(key: str) -> bool:
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
         return False
     return 0 < len(name) <= 63 and bool(_NAME_PART.match(name))
+
+
+def gpu_product_matches(product: str) -> list[str]:
+    """The ``nvidia.com/gpu.product`` values of nodes that have GPU ``product``: whole GPUs (``product``) and, with
+    time-slicing on, shared replicas of them (``product-SHARED``, as GFD labels them). A product that already ends
+    in the suffix, or that the suffix would make too long for a label value, matches only itself."""
+    shared = product + GPU_SHARED_SUFFIX
+    if product.endswith(GPU_SHARED_SUFFIX) or not is_valid_label_value(shared):
+        return [product]
+    return [product, shared]

@@ -116,10 +116,20 @@ def test_container_resources_gpus_and_placement_come_from_the_spec_and_taxonomy(
     assert resources["requests"] == {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "2"}
     assert resources["limits"] == {"cpu": "16", "memory": "96Gi", "nvidia.com/gpu": "2"}
     assert resources["requests"][taxonomy.GPU_RESOURCE] == resources["limits"][taxonomy.GPU_RESOURCE]
-    assert pod["nodeSelector"] == {"herd.dev/tier": "gpu", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["nodeSelector"] == {"herd.dev/tier": "gpu"}
     affinity = pod["affinity"]["nodeAffinity"]
+    # The GPU product matches whole GPUs and time-sliced ones (GFD labels those <product>-SHARED).
     assert affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
-        {"matchExpressions": [{"key": "herd.dev/location", "operator": "In", "values": ["onprem", "cloud"]}]}
+        {
+            "matchExpressions": [
+                {"key": "herd.dev/location", "operator": "In", "values": ["onprem", "cloud"]},
+                {
+                    "key": "nvidia.com/gpu.product",
+                    "operator": "In",
+                    "values": ["NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-80GB-HBM3-SHARED"],
+                },
+            ]
+        }
     ]
     assert affinity["preferredDuringSchedulingIgnoredDuringExecution"] == [
         {
@@ -274,3 +284,28 @@ def test_priority_classes_are_ordered_and_only_low_never_preempts():
     assert set(classes) == {"high", "normal", "low"} and priority.DEFAULT == "normal"
     assert classes["high"].value > classes["normal"].value > classes["low"].value > 0
     assert [c.priority for c in priority.PRIORITY_CLASSES if not c.preempts] == ["low"]
+
+
+@pytest.mark.parametrize(
+    ("product", "values"),
+    [
+        ("NVIDIA-A10G", ["NVIDIA-A10G", "NVIDIA-A10G-SHARED"]),
+        ("NVIDIA-A10G-SHARED", ["NVIDIA-A10G-SHARED"]),  # asks for sliced GPUs only
+        ("N" * 60, ["N" * 60]),  # the suffix would make an invalid label value
+    ],
+)
+def test_a_gpu_product_selects_whole_and_time_sliced_gpus(product, values):
+    # GIVEN a spec naming a GPU product and nothing else about nodes WHEN rendered THEN one required term selects
+    # the product's whole and time-sliced nodes, and the objects still pass schema validation
+    spec = {**copy.deepcopy(ONE_RUN), "resources": {"gpus": 1, "gpu_product": product}}
+    rendered = render(Experiment(**spec), owner="x", namespace="ns")
+    pod = pod_spec(rendered.job)
+    if len(values) == 1:
+        assert pod["nodeSelector"] == {"nvidia.com/gpu.product": values[0]} and "affinity" not in pod
+    else:
+        assert "nodeSelector" not in pod
+        required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert required["nodeSelectorTerms"] == [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In", "values": values}]}
+        ]
+    validate_schema(rendered.objects)

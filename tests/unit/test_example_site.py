@@ -228,3 +228,22 @@ def test_every_example_spec_can_land_on_the_example_site(example, node_classes):
     pod = render(load_spec(example), owner="test").job["spec"]["template"]["spec"]
     landing = [c.name for c in node_classes if lands_on(pod, c)]
     assert landing, f"{example.name} selects no node of the example site"
+
+
+def test_a_spec_naming_the_burst_pools_gpu_lands_there_with_time_slicing_on():
+    # GIVEN the example stack with GPU time-slicing on (GFD then labels A10G nodes NVIDIA-A10G-SHARED)
+    # WHEN a spec asks for resources.gpu_product NVIDIA-A10G THEN its pods still land on the A10G pool
+    from infra import burst_pool
+    from infra import config as stack_config
+    from ml_jobs.render import render
+    from ml_jobs.spec import Experiment
+
+    values = yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"]
+    cfg = stack_config.load({**values, "herd:gpuTimeSlicingReplicas": 4})
+    (pool,) = [p for p in cfg.pools if p.gpu is not None]
+    sliced = NodeClass(pool.name, burst_pool.node_labels(cfg, pool), burst_pool.node_taints(pool))
+    assert sliced.labels[taxonomy.LABELS["gpu_product"].key] == "NVIDIA-A10G-SHARED"
+    exp = Experiment(
+        name="a10g", image="python:3.11", command=["python"], resources={"gpus": 1, "gpu_product": "NVIDIA-A10G"}
+    )
+    assert lands_on(render(exp, owner="x").job["spec"]["template"]["spec"], sliced)
