@@ -28,6 +28,7 @@ from ml_jobs.spec import Experiment
 
 __all__ = [
     "CONTAINER_NAME",
+    "DEFAULT_PARALLELISM",
     "KUBERNETES_VERSIONS",
     "Rendered",
     "check_objects",
@@ -45,6 +46,11 @@ RESULTS_VOLUME = "results"
 MAX_NAME = 63
 MAX_ANNOTATIONS_BYTES = 256 * 1024  # the API server's limit on one object's annotations (keys + values)
 MAX_CONFIG_MAP_BYTES = 1024 * 1024  # the API server's limit on a ConfigMap's data
+# Runs at once in the cluster when the spec sets no parallelism. The Job controller creates this many pods at once;
+# beyond the team's ResourceQuota (pods: 200 by default in the Pulumi stack's teamDefaults) every create is refused
+# and the controller backs off, over and over. 50 is a quarter of that quota, so a few sweeps of one team run side
+# by side, and still more runs than a lab-sized cluster (a few servers plus the burst pools) runs at once.
+DEFAULT_PARALLELISM = 50
 _SHIM_FILES = {layout.ENTRY_FILE: "_shim.py", layout.LAYOUT_FILE: "layout.py"}
 
 
@@ -209,7 +215,7 @@ def _job_spec(exp: Experiment, runs: int, cm_name: str, pod_labels: dict[str, st
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": runs,
-        "parallelism": min(exp.parallelism or runs, runs),
+        "parallelism": min(exp.parallelism or DEFAULT_PARALLELISM, runs),
         "backoffLimitPerIndex": exp.retries,
         "podFailurePolicy": {"rules": rules},
     }

@@ -12,7 +12,7 @@ import yaml
 from ml_jobs import _labels as L
 from ml_jobs import layout, priority, taxonomy
 from ml_jobs.errors import ManifestError
-from ml_jobs.render import KUBERNETES_VERSIONS, check_objects, render, validate_schema
+from ml_jobs.render import DEFAULT_PARALLELISM, KUBERNETES_VERSIONS, check_objects, render, validate_schema
 from ml_jobs.spec import Experiment
 
 GPU_SPEC = {
@@ -309,3 +309,18 @@ def test_a_gpu_product_selects_whole_and_time_sliced_gpus(product, values):
             {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In", "values": values}]}
         ]
     validate_schema(rendered.objects)
+
+
+@pytest.mark.parametrize(
+    ("runs", "parallelism", "expected"),
+    [(10_000, None, DEFAULT_PARALLELISM), (12, None, 12), (10_000, 500, 500), (3, 8, 3)],
+)
+def test_cluster_parallelism_defaults_to_a_cap_and_the_spec_overrides_it(runs, parallelism, expected):
+    # GIVEN a sweep of `runs` runs WHEN rendered THEN the Job runs at most DEFAULT_PARALLELISM at once unless the
+    # spec says otherwise, and never more than its runs
+    spec = {**copy.deepcopy(ONE_RUN), "sweep": {"grid": {"i": list(range(runs))}}}
+    if parallelism is not None:
+        spec["parallelism"] = parallelism
+    job = render(Experiment(**spec), owner="x").job
+    assert job["spec"]["completions"] == runs
+    assert job["spec"]["parallelism"] == expected

@@ -247,3 +247,16 @@ def test_a_spec_naming_the_burst_pools_gpu_lands_there_with_time_slicing_on():
         name="a10g", image="python:3.11", command=["python"], resources={"gpus": 1, "gpu_product": "NVIDIA-A10G"}
     )
     assert lands_on(render(exp, owner="x").job["spec"]["template"]["spec"], sliced)
+
+
+def test_a_sweep_without_parallelism_fits_several_times_in_every_teams_pod_quota():
+    # GIVEN the example stack's teams WHEN a sweep sets no parallelism THEN the pods its Job creates at once leave
+    # room in the team's pod quota for other sweeps (else the Job controller keeps running into the quota)
+    from infra import config as stack_config
+    from ml_jobs.render import DEFAULT_PARALLELISM
+
+    cfg = stack_config.load(yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"])
+    assert cfg.teams
+    for team in cfg.teams:
+        assert team.quota.pods is not None
+        assert team.quota.pods >= DEFAULT_PARALLELISM * 2, f"team {team.name}: quota pods={team.quota.pods}"
