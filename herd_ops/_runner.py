@@ -128,9 +128,14 @@ def _failure_message(res: Mapping[str, Any]) -> str:
 class _Collector:
     """Turns ansible-runner events into HostSummary objects, calling ``on_change`` after each update."""
 
-    def __init__(self, on_change: Callable[[dict[str, HostSummary]], None] | None) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[dict[str, HostSummary]], None] | None,
+        on_result: Callable[[str, str, str, str], None] | None = None,
+    ) -> None:
         self.hosts: dict[str, HostSummary] = {}
         self.on_change = on_change
+        self.on_result = on_result
 
     def host(self, name: str) -> HostSummary:
         return self.hosts.setdefault(name, HostSummary(name))
@@ -144,9 +149,17 @@ class _Collector:
         elif kind in _RESULT_EVENTS and name:
             host = self.host(name)
             res = data.get("res", {}) or {}
+            outcome = _RESULT_EVENTS[kind]
+            message = ""
             if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 host.failed_task = data.get("task", "")
-                host.message = _failure_message(res)
+                host.message = message = _failure_message(res)
+            elif kind == "runner_on_failed":
+                outcome = "ignored"
+            elif kind == "runner_on_ok" and res.get("changed"):
+                outcome = "changed"
+            if self.on_result is not None:
+                self.on_result(name, data.get("task", ""), outcome, message)
         elif kind == "playbook_on_stats":
             for stat in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
                 for host_name, count in (data.get(stat) or {}).items():
@@ -172,6 +185,7 @@ def run_playbook(
     pipelining: bool = True,
     forks: int | None = None,
     on_change: Callable[[dict[str, HostSummary]], None] | None = None,
+    on_result: Callable[[str, str, str, str], None] | None = None,
     keep_artifacts: Path | None = None,
 ) -> RunResult:
     """Run ``playbook`` against ``inventory`` and return per-host results.
@@ -184,6 +198,8 @@ def run_playbook(
         pipelining: Ansible SSH pipelining (fewer SSH round trips per task).
         forks: parallel hosts (default: ansible.cfg's).
         on_change: called with the host summaries after every event that changes them (live display).
+        on_result: called with (host, task, outcome, message) for every task result; outcome is ok, changed,
+            failed, unreachable, skipped or ignored (a failure the play ignores).
         keep_artifacts: keep ansible-runner's artifacts (event JSON, stdout) in this directory.
 
     Raises:
@@ -203,7 +219,7 @@ def run_playbook(
         envvars["ANSIBLE_FORKS"] = str(forks)
     # The ansible-playbook installed beside this Python (the venv's), even when its bin/ is not on PATH.
     envvars["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    collector = _Collector(on_change)
+    collector = _Collector(on_change, on_result)
     private = Path(tempfile.mkdtemp(prefix="herd-ops-"))
     try:
         runner = ansible_runner.run(

@@ -60,17 +60,14 @@ def run(  # noqa: PLR0917 - typer maps each parameter to a CLI argument or optio
     path = resolve_playbook(playbook)
     name = path.name
     if plain or not console.is_terminal:
-        seen: dict[str, tuple[str, int, int]] = {}
-
-        def on_change(hosts: dict) -> None:
-            for host in hosts.values():
-                state = (host.current_task, host.failed, host.unreachable)
-                if seen.get(host.name) != state and host.current_task:
-                    console.print(f"{host.name}: {host.current_task}", highlight=False)
-                seen[host.name] = state
+        # One line per thing that happened: what changed, what failed; ok and skipped tasks stay quiet.
+        def on_result(host: str, task: str, outcome: str, message: str) -> None:
+            if outcome in ("changed", "failed", "unreachable"):
+                line = f"{host:<14} {outcome:<11} {task}" + (f": {message}" if message else "")
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
 
         result = run_playbook(path, inventory, limit=limit, extravars=variables, pipelining=pipelining,
-                              on_change=on_change, keep_artifacts=artifacts)  # fmt: skip
+                              on_result=on_result, keep_artifacts=artifacts)  # fmt: skip
     else:
         with Live(progress_table({}, name), console=console, refresh_per_second=8, transient=True) as live:
             result = run_playbook(path, inventory, limit=limit, extravars=variables, pipelining=pipelining,

@@ -82,7 +82,9 @@ def test_cli_exit_status_reflects_failed_hosts(capsys: pytest.CaptureFixture[str
         main(["run", str(FIXTURES / "local_run.yml"), "-i", str(FIXTURES / "local_hosts.yml"), "--plain"])
     assert exit_info.value.code == 1
     out = capsys.readouterr().out
-    assert "good: Something that works" in out and "Disk check" in out
+    assert "good           changed     Something that works" in out
+    assert "bad            failed      Disk check: disk /dev/sdb on bad reports SMART errors" in out
+    assert "Fails on purpose" in out, "a rescued failure is still shown as it happens"
     with pytest.raises(SystemExit) as exit_info:
         main(["run", str(FIXTURES / "local_run.yml"), "-i", str(FIXTURES / "local_hosts.yml"), "--plain",
               "--limit", "good"])  # fmt: skip
