@@ -55,6 +55,10 @@ def taint(effect: str) -> Callable[[dict[str, Any]], None]:
     )
 
 
+def underscore_name(doc: dict[str, Any]) -> None:
+    hosts(doc, "cpu_nodes")["cpu_03"] = {"ansible_host": "10.20.0.33"}
+
+
 def in_two_groups(doc: dict[str, Any]) -> None:
     hosts(doc, "cpu_nodes")["gpu-01"] = {}
 
@@ -68,6 +72,7 @@ CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("bad-label-value", "hosts.yml", label("herd.dev/team", "vision team"),
      "gpu-04: herd_node_labels[herd.dev/team]"),
     ("bad-taint-effect", "hosts.yml", taint("NoRun"), "gpu-04: herd_node_taints entry"),
+    ("underscore-name", "hosts.yml", underscore_name, "cpu_03: the inventory name becomes the Node's name"),
     ("two-groups", "hosts.yml", in_two_groups, "gpu-01 is in groups ['gpu_nodes', 'cpu_nodes']"),
     ("bad-tier", "group_vars/cpu_nodes.yml", lambda d: d.update(herd_node_tier="fast"),
      "cpu-01: herd_node_pool onprem-cpu must be a label value"),

@@ -15,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-LOG = Path("/var/log/herd-doubles/calls.jsonl")
-STATE = Path("/var/lib/herd-doubles")
+# Where the doubles keep their records: / on a test host; a scratch directory when a unit test runs them here.
+ROOT = Path(os.environ.get("HERD_DOUBLES_ROOT", "/"))
+LOG = ROOT / "var/log/herd-doubles/calls.jsonl"
+STATE = ROOT / "var/lib/herd-doubles"
 SECRET_FLAGS = {"--token", "--certificate-key", "--discovery-token"}
 
 
@@ -74,7 +76,7 @@ def save_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-API_URL_FILE = Path("/etc/herd-test/api-url")
+API_URL_FILE = ROOT / "etc/herd-test/api-url"
 
 
 def api(method: str, path: str, body: object = None) -> object:
