@@ -26,6 +26,8 @@ from infra.join import JoinCredential
 from ml_jobs import taxonomy
 
 __all__ = [
+    "DELETE_NODE_SCRIPT",
+    "DELETE_NODE_UNIT",
     "BurstNodePool",
     "ControlPlane",
     "KubeadmControlPlane",
@@ -140,6 +142,64 @@ def _join_configuration(cfg: StackConfig, control_plane: KubeadmControlPlane, po
     }
 
 
+# Burst nodes join a kubeadm control plane with no cloud-controller-manager, and cluster-autoscaler does not
+# delete Node objects: without this, the Node of a terminated instance (scale-down, spot reclaim) stays NotReady
+# and its pods stay Terminating. At shutdown (the ASG terminates instances with an OS shutdown, spot reclaim too)
+# the node deletes its own Node object with the kubelet's client certificate: the Node authorizer grants kubelets
+# `delete` on nodes and NodeRestriction limits it to their own. Pod garbage collection then removes the node's
+# pods, so Jobs see them fail. An instance that dies without a clean shutdown leaves its Node (README).
+DELETE_NODE_SCRIPT = dedent(
+    """\
+    #!/bin/bash
+    # herd: delete this node's Node object as the instance shuts down (ExecStop of herd-delete-node.service).
+    # Rendered by infra/burst_pool.py. Uses the kubelet's own client certificate, which may delete this Node only.
+    set -uo pipefail
+    source "${HERD_NODE_ENV:-/etc/herd/node-cleanup.env}"  # API_SERVER=host:port
+    cert=${KUBELET_CLIENT_CERT:-/var/lib/kubelet/pki/kubelet-client-current.pem}
+    ca=${CLUSTER_CA:-/etc/kubernetes/pki/ca.crt}
+    subject=$(openssl x509 -in "$cert" -noout -subject -nameopt RFC2253) || {
+        echo "herd-delete-node: cannot read the kubelet certificate $cert; nothing deleted" >&2
+        exit 0
+    }
+    node=$(sed -n 's/^subject=.*CN=system:node:\\([^,]*\\).*$/\\1/p' <<<"$subject")
+    if [ -z "$node" ]; then
+        echo "herd-delete-node: $cert is not a node certificate ($subject); nothing deleted" >&2
+        exit 0
+    fi
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$ca" --cert "$cert" --key "$cert" \\
+        -X DELETE "https://${API_SERVER}/api/v1/nodes/${node}")
+    case "$code" in
+        200 | 202 | 404) echo "herd-delete-node: Node $node deleted (HTTP $code)" ;;
+        *)
+            echo "herd-delete-node: deleting Node $node failed (HTTP $code)" >&2
+            exit 1
+            ;;
+    esac
+    """
+)
+# Stopped after the kubelet (Before=: stop order is the reverse of start order), so the kubelet cannot update the
+# Node again, and before the network goes down (After=network-online.target).
+DELETE_NODE_UNIT = dedent(
+    """\
+    [Unit]
+    Description=herd: delete this node's Node object when the instance shuts down
+    Wants=network-online.target
+    After=network-online.target
+    Before=kubelet.service
+
+    [Service]
+    Type=oneshot
+    RemainAfterExit=yes
+    ExecStart=/bin/true
+    ExecStop=/usr/local/sbin/herd-delete-node
+    TimeoutStopSec=30
+
+    [Install]
+    WantedBy=multi-user.target
+    """
+)
+
+
 def render_user_data(cfg: StackConfig, pool: Pool, control_plane: KubeadmControlPlane, parameter_name: str) -> str:
     """The boot script of a node of ``pool``. It names the SSM parameter; it never contains the token."""
     minor = cfg.kubernetes_minor
@@ -241,8 +301,22 @@ def render_user_data(cfg: StackConfig, pool: Pool, control_plane: KubeadmControl
             kubeadm join --config /run/herd-join.yaml
             rm -f /run/herd-join.yaml
             unset JOIN_TOKEN
+
+            # At shutdown, delete this node's Node object (no cloud-controller-manager does it).
+            umask 022
+            mkdir -p /etc/herd
             """
         )
+        + f"echo API_SERVER={shlex.quote(control_plane.endpoint)} >/etc/herd/node-cleanup.env\n"
+        + "cat >/usr/local/sbin/herd-delete-node <<'HERD_SCRIPT'\n"
+        + DELETE_NODE_SCRIPT
+        + "HERD_SCRIPT\n"
+        + "chmod 0755 /usr/local/sbin/herd-delete-node\n"
+        + "cat >/etc/systemd/system/herd-delete-node.service <<'HERD_UNIT'\n"
+        + DELETE_NODE_UNIT
+        + "HERD_UNIT\n"
+        + "systemctl daemon-reload\n"
+        + "systemctl enable --now herd-delete-node.service\n"
     )
 
 
