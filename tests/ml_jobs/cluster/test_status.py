@@ -139,7 +139,7 @@ def test_per_run_state_node_attempts_duration_and_why_pending(cluster: EmulatedC
     assert (second.state, second.node) == ("running", "gpu-h100-2")
     assert [str(c) for c in status.causes] == [
         "6 runs: 2/5 nodes lack free nvidia.com/gpu",
-        f"6 runs: 3/5 nodes don't match nvidia.com/gpu.product={GPU_PRODUCT}",
+        f"6 runs: 3/5 nodes don't match nvidia.com/gpu.product in ({GPU_PRODUCT},{GPU_PRODUCT}-SHARED)",
     ]
 
 
@@ -296,7 +296,8 @@ def test_why_pending_taint_quota_autoscaler_and_image_pull(cluster: EmulatedClus
     status = sweep_status(api, "bert-sweep")
 
     assert [str(c) for c in status.causes] == [
-        "2 runs: 1/2 nodes don't match nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3",
+        "2 runs: 1/2 nodes don't match nvidia.com/gpu.product in "
+        "(NVIDIA-H100-80GB-HBM3,NVIDIA-H100-80GB-HBM3-SHARED)",
         "1 run: 1/2 nodes have taint nvidia.com/gpu=present, which the run does not tolerate",
         "1 run: 1/2 nodes lack free nvidia.com/gpu",
         "1 run: a cloud pool is scaling up: eks-gpu-h100-spot 0->1 (max 4)",
