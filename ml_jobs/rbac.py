@@ -12,7 +12,9 @@ no more; everything it sends is one of them:
 - ``pods/log``: a run's log (``logs``, ``logs -f`` is a ``get`` that stays open) and the reader pod's output;
 - ``events``: list, to say why runs are pending.
 
-No ``watch`` (``status --watch`` polls), no ``update`` (every write is a merge patch), nothing cluster-wide.
+No ``watch`` (``status --watch`` polls), no ``update`` (every write is a merge patch), nothing cluster-wide but
+the SelfSubjectReview ``submit`` creates to learn who it is (allowed to every authenticated user by the default
+``system:basic-user`` ClusterRole, so not part of this Role).
 
 Who uses it: the Pulumi program creates the Role from :data:`SUBMITTER_RULES` in every team namespace
 (``infra/addons/teams.py``); the README's permissions table is :func:`markdown_table`. A test runs every command

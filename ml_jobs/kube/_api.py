@@ -35,7 +35,10 @@ _RESOURCES: dict[str, tuple[str, str, str]] = {
     "pods": ("core", "pod", ""),
     "events": ("core", "event", ""),
     "jobs": ("batch", "job", "batch"),
+    # Cluster-scoped, create only: who the API server authenticates this client as (Kubernetes >= 1.28).
+    "selfsubjectreviews": ("authentication", "self_subject_review", "authentication.k8s.io"),
 }
+_CLUSTER_SCOPED = {"selfsubjectreviews"}
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _FOLLOW_TIMEOUT = 24 * 3600.0  # a followed log may stay quiet for a long time
 
@@ -131,7 +134,11 @@ class Api:
         self.backoff = backoff
         self._sleep = sleep
         self._client = client.ApiClient(configuration)
-        self._apis = {"core": client.CoreV1Api(self._client), "batch": client.BatchV1Api(self._client)}
+        self._apis = {
+            "core": client.CoreV1Api(self._client),
+            "batch": client.BatchV1Api(self._client),
+            "authentication": client.AuthenticationV1Api(self._client),
+        }
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -147,7 +154,8 @@ class Api:
     def _method(self, verb: str, resource: str) -> Callable[..., Any]:
         api, suffix, _ = _RESOURCES[resource]
         prefix = {"get": "read", "log": "read"}.get(verb, verb)
-        name = f"{prefix}_namespaced_{suffix}" + ("_log" if verb == "log" else "")
+        scope = "" if resource in _CLUSTER_SCOPED else "namespaced_"
+        name = f"{prefix}_{scope}{suffix}" + ("_log" if verb == "log" else "")
         return getattr(self._apis[api], name)
 
     def _call(
@@ -260,6 +268,21 @@ class Api:
         except NotFoundError:
             return False
         return True
+
+    def user_name(self) -> str | None:
+        """The user name the API server authenticates this client as, from a SelfSubjectReview.
+
+        Every authenticated user may create one (the default ``system:basic-user`` ClusterRole; Kubernetes
+        >= 1.28).
+        ``None`` when the server cannot say: it predates the API (404) or a policy forbids it (403).
+        """
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            review = self._call("create", "selfsubjectreviews", body)
+        except (NotFoundError, ForbiddenError):
+            return None
+        name = ((review.get("status") or {}).get("userInfo") or {}).get("username")
+        return str(name) if name else None
 
     def log(self, pod: str, *, follow: bool = False, tail_lines: int | None = None) -> Iterator[str]:
         """Lines of a pod's log; with ``follow`` the stream stays open until the container ends."""

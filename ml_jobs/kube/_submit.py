@@ -124,6 +124,16 @@ def _login() -> str:
         return "unknown"
 
 
+def submitter(api: Api) -> str:
+    """Who submits: the user the API server authenticates (a SelfSubjectReview), else the local login name.
+
+    The server's name is the one RBAC and audit logs know (``alice@example.com``, ``oidc:alice``); the login name
+    is only a fallback for servers that cannot say (before Kubernetes 1.28, or a policy forbidding the review).
+    The objects' ``herd.dev/owner`` label is it, sanitised to a label value by the renderer.
+    """
+    return api.user_name() or _login()
+
+
 def _spec_doc(exp: Any) -> dict[str, Any]:
     return exp.to_dict()
 
@@ -142,7 +152,7 @@ def submit(
         api: the namespaced API handle.
         exp: the experiment.
         new_revision: submit a changed (or the same) spec under an existing name as the next revision.
-        owner: who submits (default: the local user name); recorded and put on the objects.
+        owner: who submits (default: :func:`submitter`); recorded and put on the objects.
         render: the renderer (default ``ml_jobs.render.render``).
 
     Raises:
@@ -153,7 +163,7 @@ def submit(
         from ml_jobs.render import render as default_render
 
         render = default_render
-    owner = owner or _login()
+    owner = owner or submitter(api)
     spec_hash = exp.spec_hash()
     record = registry.read(api, exp.name)
     latest = record.latest() if record else None

@@ -43,6 +43,7 @@ CONFIGMAPS = kmock.resource(group="", version="v1", plural="configmaps")
 EVENTS = kmock.resource(group="", version="v1", plural="events")
 NODES = kmock.resource(group="", version="v1", plural="nodes")
 JOBS = kmock.resource(group="batch", version="v1", plural="jobs")
+SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 KINDS = {"pods": "Pod", "configmaps": "ConfigMap", "events": "Event", "nodes": "Node", "jobs": "Job"}
 
 
@@ -166,9 +167,12 @@ class _Server(kmock.KubernetesEmulator):
             fault.hits += 1
             if not fault.after_commit:
                 return await self._fault(fault, request)
-        if request.resource is None:
+        if method == "POST" and request.url.path == SELF_SUBJECT_REVIEWS:
+            response = self._self_subject_review()
+        elif request.resource is None:
             return await super()._handle(request)
-        response = await self._k8s(request)
+        else:
+            response = await self._k8s(request)
         if fault is not None:
             return await self._fault(fault, request)
         return response
@@ -218,6 +222,17 @@ class _Server(kmock.KubernetesEmulator):
             body = status_body(fault.status, "BadRequest", fault.message or "bad request")
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
         return aiohttp.web.json_response(body, status=fault.status, headers=headers)
+
+    def _self_subject_review(self) -> aiohttp.web.StreamResponse:
+        """The authenticated user, as the API server answers a SelfSubjectReview (GAP: kmock has no authentication;
+        every request is the harness's ``user``). Nothing is stored: the review exists only in the answer."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": now_iso()},
+            "status": {"userInfo": {"username": self.harness.user, "groups": ["system:authenticated"]}},
+        }
+        return aiohttp.web.json_response(body, status=201)
 
     def _not_found(self, request: kmock.Request, name: str | None) -> aiohttp.web.StreamResponse:
         kind = _group_kind(request.resource)

@@ -381,3 +381,31 @@ def test_429_waits_as_long_as_the_server_asks(cluster: EmulatedCluster) -> None:
 
     assert waits == [7.0]
     api.close()
+
+
+def test_the_owner_is_the_user_the_api_server_sees_not_the_login_name(
+    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a local login "bob" and an API server that authenticates the client as an OIDC user
+    # WHEN submitting without an explicit owner THEN the owner is the server's user, sanitised for the label
+    monkeypatch.setattr(submit_module.getpass, "getuser", lambda: "bob")
+    cluster.user = "oidc:alice@example.com"
+    result = submit(api, experiment(2))
+    assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
+    job = cluster.get("jobs", result.job)
+    assert job["metadata"]["labels"][L.OWNER] == "oidc-alice-example.com"
+    assert job["spec"]["template"]["metadata"]["labels"][L.OWNER] == "oidc-alice-example.com"
+    assert registry.read(api, "bert-sweep").latest().submitted_by == "oidc:alice@example.com"
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
+    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    # GIVEN a server before Kubernetes 1.28 (no SelfSubjectReview: 404) or one whose policy forbids it (403)
+    # WHEN submitting THEN the login name is the owner and the submit goes through
+    monkeypatch.setattr(submit_module.getpass, "getuser", lambda: "bob")
+    cluster.inject("POST", "/selfsubjectreviews$", status, message="no reviews here")
+    result = submit(api, experiment(2))
+    assert result.created
+    assert cluster.get("jobs", result.job)["metadata"]["labels"][L.OWNER] == "bob"
