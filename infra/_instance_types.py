@@ -17,6 +17,18 @@ __all__ = ["GpuSpec", "InstanceTypeError", "gpu_of", "parse"]
 
 _NAME = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9]+)$")
 
+# GPU count by size, shared by the g5, g6 and g6e families.
+_G5_SIZES = {
+    "xlarge": 1,
+    "2xlarge": 1,
+    "4xlarge": 1,
+    "8xlarge": 1,
+    "16xlarge": 1,
+    "12xlarge": 4,
+    "24xlarge": 4,
+    "48xlarge": 8,
+}
+
 # family -> (nvidia-smi product name, {size: GPU count})
 _NVIDIA: dict[str, tuple[str, dict[str, int]]] = {
     "g4dn": (
@@ -25,42 +37,15 @@ _NVIDIA: dict[str, tuple[str, dict[str, int]]] = {
     ),
     "g5": (
         "NVIDIA A10G",
-        {
-            "xlarge": 1,
-            "2xlarge": 1,
-            "4xlarge": 1,
-            "8xlarge": 1,
-            "16xlarge": 1,
-            "12xlarge": 4,
-            "24xlarge": 4,
-            "48xlarge": 8,
-        },
+        _G5_SIZES,
     ),
     "g6": (
         "NVIDIA L4",
-        {
-            "xlarge": 1,
-            "2xlarge": 1,
-            "4xlarge": 1,
-            "8xlarge": 1,
-            "16xlarge": 1,
-            "12xlarge": 4,
-            "24xlarge": 4,
-            "48xlarge": 8,
-        },
+        _G5_SIZES,
     ),
     "g6e": (
         "NVIDIA L40S",
-        {
-            "xlarge": 1,
-            "2xlarge": 1,
-            "4xlarge": 1,
-            "8xlarge": 1,
-            "16xlarge": 1,
-            "12xlarge": 4,
-            "24xlarge": 4,
-            "48xlarge": 8,
-        },
+        _G5_SIZES,
     ),
     "p3": ("Tesla V100-SXM2-16GB", {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8}),
     "p3dn": ("Tesla V100-SXM2-32GB", {"24xlarge": 8}),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ml_jobs.errors import UnknownExperimentError
 from ml_jobs.kube import registry
 from ml_jobs.kube.status import finalize, sweep_status
 
@@ -50,9 +49,7 @@ def cancel(api: Api, experiment: str, *, revision: int | None = None) -> CancelR
     ``propagationPolicy=Background``: the garbage collector deletes its pods (each gets its
     ``terminationGracePeriodSeconds`` between SIGTERM and SIGKILL) and the sweep ConfigMap it owns.
     """
-    record = registry.read(api, experiment)
-    if record is None:
-        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
+    record = registry.require(api, experiment)
     status = sweep_status(api, experiment, revision=revision, record=record, explain=False, write_record=False)
     rev = record.get(status.revision)
     assert rev is not None

@@ -40,12 +40,7 @@ def run_logs(
     Raises:
         UnknownExperimentError: no such experiment, revision or run, or the run has no pod (yet / any more).
     """
-    record = registry.read(api, experiment)
-    if record is None:
-        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
-    rev = record.get(revision)
-    if rev is None:
-        raise UnknownExperimentError(f"experiment {experiment!r} has no revision {revision}")
+    rev = registry.require(api, experiment).require(revision)
     index = parse_run(run)
     if not 0 <= index < rev.runs:
         raise UnknownExperimentError(f"experiment {experiment!r} has runs 0..{rev.runs - 1}, not {index}")

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
-from ml_jobs.errors import HerdError
+from ml_jobs.errors import HerdError, UnknownExperimentError
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -106,6 +106,16 @@ class Record:
         if revision is None:
             return self.latest()
         return next((r for r in self.revisions if r.revision == revision), None)
+
+    def require(self, revision: int | None) -> Revision:
+        """Like :meth:`get`, but an unknown revision raises ``UnknownExperimentError`` naming the known ones."""
+        rev = self.get(revision)
+        if rev is None:
+            known = ", ".join(str(r.revision) for r in self.revisions)
+            raise UnknownExperimentError(
+                f"experiment {self.experiment!r} has no revision {revision} (revisions: {known})"
+            )
+        return rev
 
     def spec(self, revision: int) -> dict[str, Any] | None:
         text = self.data.get(spec_key(revision))
@@ -188,6 +198,14 @@ def read(api: Api, experiment: str) -> Record | None:
     """The experiment's record, or ``None`` if it was never submitted here (one request)."""
     obj = api.get_or_none("configmaps", registry_name(experiment))
     return decode(obj) if obj is not None else None
+
+
+def require(api: Api, experiment: str) -> Record:
+    """Like :func:`read`, but a missing experiment is an :class:`UnknownExperimentError` naming the namespace."""
+    record = read(api, experiment)
+    if record is None:
+        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
+    return record
 
 
 def read_all(api: Api) -> list[Record]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
 from ml_jobs import results as _results
-from ml_jobs.errors import HerdError, ResultsError, UnknownExperimentError
+from ml_jobs.errors import HerdError, ResultsError
 from ml_jobs.kube import pending, registry
 from ml_jobs.kube.status import sweep_status
 
@@ -220,12 +220,8 @@ def read_results(
     """Collect every run's parameters and metrics of ``experiment`` (see the module doc for the two ways)."""
     from ml_jobs import layout
 
-    record = registry.read(api, experiment)
-    if record is None:
-        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
-    rev = record.get(revision)
-    if rev is None:
-        raise UnknownExperimentError(f"experiment {experiment!r} has no revision {revision}")
+    record = registry.require(api, experiment)
+    rev = record.require(revision)
     # Run states from the Job while it exists (which also records the sweep's end in the registry once).
     status = sweep_status(api, experiment, revision=rev.revision, record=record, explain=False)
     if status.recorded:

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
 from ml_jobs import layout
-from ml_jobs.errors import UnknownExperimentError
 from ml_jobs.kube import pending as _pending
 from ml_jobs.kube import registry
 
@@ -317,13 +316,8 @@ def sweep_status(
     finished (``write_record``).
     """
     if record is None:
-        record = registry.read(api, experiment)
-    if record is None:
-        raise UnknownExperimentError(f"no experiment {experiment!r} in namespace {api.namespace!r}")
-    rev = record.get(revision)
-    if rev is None:
-        known = ", ".join(str(r.revision) for r in record.revisions)
-        raise UnknownExperimentError(f"experiment {experiment!r} has no revision {revision} (revisions: {known})")
+        record = registry.require(api, experiment)
+    rev = record.require(revision)
 
     job = api.get_or_none("jobs", rev.job)
     if job is not None and rev.job_uid and job["metadata"].get("uid") != rev.job_uid:
