@@ -48,7 +48,7 @@ __all__ = [
 
 PROJECT = "herd"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-SUPPORTED_MINORS = ("1.33", "1.34")
+SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
 # Keys outside the project namespace that the program reads (provider config).
 REGION_KEY = "aws:region"
 
@@ -337,7 +337,7 @@ class StackConfig(_Model):
 
     @property
     def kubernetes_minor(self) -> str:
-        """``1.33`` for ``1.33.5``."""
+        """``1.36`` for ``1.36.3``."""
         return ".".join(self.kubernetes_version.split(".")[:2])
 
     @property

@@ -24,20 +24,22 @@ from ml_jobs import taxonomy
 
 __all__ = [
     "AUTOSCALER_IMAGE_TAGS",
-    "IMAGE_OLDER_THAN_CHART",
+    "IMAGE_NEWER_THAN_CHART",
     "ClusterAutoscaler",
     "autoscaler_policy",
     "autoscaler_values",
     "priorities",
 ]
 
-# cluster-autoscaler's minor must match the cluster's (it embeds the scheduler it simulates). 1.34 runs the pinned
-# chart's own appVersion. No chart with appVersion 1.33 is pinned (none could be checked here): the one chart,
-# 9.52.1, runs the 1.33 image, and its RBAC covers what 1.33 reads (a newer chart adds rules). The tests in
-# tests/infra/test_chart_values.py hold this table to those rules.
-AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.3", "1.34": "v1.34.1"}
-# Minors that run an image one minor older than the pinned chart's appVersion (see above).
-IMAGE_OLDER_THAN_CHART = frozenset({"1.33"})
+# cluster-autoscaler's minor must match the cluster's (it embeds the scheduler it simulates). 1.35 runs an image of
+# the pinned chart's own appVersion minor (1.35.0). No chart packages the 1.36 or 1.37 images (the newest chart,
+# 9.59.1, still has appVersion 1.35.0), so those minors override the chart's image tag, as the chart's README says
+# to; its ClusterRole already grants what they read (storage.k8s.io, resource.k8s.io, podtemplates). v1.35.2 and
+# v1.36.1 are upstream releases (July 2026); v1.37.0, that minor's first release, was not checked against
+# upstream's release list. The tests in tests/infra/test_chart_values.py hold this table to those rules.
+AUTOSCALER_IMAGE_TAGS = {"1.35": "v1.35.2", "1.36": "v1.36.1", "1.37": "v1.37.0"}
+# Minors that run an image newer than the pinned chart's appVersion (see above).
+IMAGE_NEWER_THAN_CHART = frozenset({"1.36", "1.37"})
 CREDENTIALS_SECRET = "cluster-autoscaler-aws"
 
 

@@ -30,9 +30,9 @@ NFS_PROVISIONER = Chart(
     "4.0.18",
     "https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner/",
 )
-# 9.52.1 (appVersion 1.34.1): its ClusterRole grants what autoscalers from 1.33 on read (volumeattachments and the
-# other storage.k8s.io objects); 9.38.0 (appVersion 1.31.0) did not. Used for every supported minor with the image
+# 9.59.1 (appVersion 1.35.0): its ClusterRole grants what autoscalers from 1.33 on read (volumeattachments and the
+# other storage.k8s.io objects; 9.38.0, appVersion 1.31.0, did not). Used for every supported minor with the image
 # of that minor (infra/addons/autoscaler.py: AUTOSCALER_IMAGE_TAGS).
-CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.52.1", "https://kubernetes.github.io/autoscaler")
+CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.59.1", "https://kubernetes.github.io/autoscaler")
 
 CHARTS = (CALICO, NVIDIA_DEVICE_PLUGIN, NFS_PROVISIONER, CLUSTER_AUTOSCALER)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.addons.autoscaler import AUTOSCALER_IMAGE_TAGS, IMAGE_OLDER_THAN_CHART
+from infra.addons.autoscaler import AUTOSCALER_IMAGE_TAGS, IMAGE_NEWER_THAN_CHART
 from infra.addons.charts import CALICO, CHARTS, CLUSTER_AUTOSCALER, Chart
 from infra.config import SUPPORTED_MINORS
 
@@ -103,7 +103,7 @@ def chart_facts(chart: Chart) -> dict[str, Any]:
 
 
 def minor(version: str) -> str:
-    """``1.34`` for ``v1.34.1`` or ``1.34.1``."""
+    """``1.36`` for ``v1.36.1`` or ``1.36.1``."""
     return ".".join(version.removeprefix("v").split(".")[:2])
 
 
@@ -114,23 +114,30 @@ def test_the_autoscaler_facts_belong_to_the_pinned_chart():
 
 @pytest.mark.parametrize("cluster_minor", SUPPORTED_MINORS)
 def test_the_autoscaler_image_matches_the_cluster_and_the_chart(cluster_minor):
-    """The image's minor is the cluster's (it simulates that scheduler) and the pinned chart's appVersion minor;
-    only a minor listed in IMAGE_OLDER_THAN_CHART may run the minor just below the chart's appVersion, whose RBAC
-    is then a superset. A chart older than the image (9.38.0, appVersion 1.31.0, under 1.33 images) fails."""
+    """The image's minor is the cluster's (it simulates that scheduler). It is the pinned chart's appVersion
+    minor, or, only for a minor listed in IMAGE_NEWER_THAN_CHART (no chart packages it yet), newer than it; never
+    older, since an older chart's RBAC lacks what newer autoscalers read (9.38.0, appVersion 1.31.0, under 1.33
+    images)."""
     image = AUTOSCALER_IMAGE_TAGS[cluster_minor]
     app = chart_facts(CLUSTER_AUTOSCALER)["appVersion"]
     assert minor(image) == cluster_minor
-    if cluster_minor in IMAGE_OLDER_THAN_CHART:
-        major, app_minor = minor(app).split(".")
-        assert minor(image) == f"{major}.{int(app_minor) - 1}"
+    as_tuple = tuple(int(part) for part in minor(image).split("."))
+    app_tuple = tuple(int(part) for part in minor(app).split("."))
+    if cluster_minor in IMAGE_NEWER_THAN_CHART:
+        assert as_tuple > app_tuple
     else:
-        assert minor(image) == minor(app)
+        assert as_tuple == app_tuple
+
+
+def test_every_supported_minor_has_an_autoscaler_image_and_no_other():
+    assert set(AUTOSCALER_IMAGE_TAGS) == set(SUPPORTED_MINORS)
+    assert set(SUPPORTED_MINORS) >= IMAGE_NEWER_THAN_CHART
 
 
 def test_the_autoscaler_image_tag_is_the_one_released(example_plan):
     release = example_plan.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
     assert release.inputs["version"] == CLUSTER_AUTOSCALER.version
-    assert release.inputs["values"]["image"]["tag"] == AUTOSCALER_IMAGE_TAGS["1.33"]
+    assert release.inputs["values"]["image"]["tag"] == AUTOSCALER_IMAGE_TAGS["1.36"] == "v1.36.1"
 
 
 def test_the_autoscaler_chart_may_read_volume_attachments():

@@ -119,7 +119,7 @@ def test_user_data_joins_with_the_taxonomy_and_fetches_the_token_at_boot(example
     assert "JOIN_PARAMETER=/herd/lab/join-token" in script
     assert "aws ssm get-parameter" in script and "--with-decryption" in script
     assert "kubeadm join --config /run/herd-join.yaml" in script
-    assert "K8S_VERSION=1.33.5" in script and "K8S_MINOR=1.33" in script
+    assert "K8S_VERSION=1.36.3" in script and "K8S_MINOR=1.36" in script
     assert "nvidia-ctk runtime configure --runtime=containerd --set-as-default" in script
     join = yaml.safe_load(script.split("cat >/run/herd-join.yaml <<EOF\n")[1].split("\nEOF\n")[0])
     assert join["kind"] == "JoinConfiguration" and join["apiVersion"] == "kubeadm.k8s.io/v1beta4"
@@ -180,7 +180,7 @@ def test_gpu_only_stack_time_slicing_and_pool_options():
     lt = plan.one(LT, "pool-h100-lt")
     assert lt.inputs["imageId"] == "ami-0123456789abcdef0"  # configured AMI, no lookup
     assert lt.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 1000
-    assert "K8S_MINOR=1.34" in user_data(lt)
+    assert "K8S_MINOR=1.37" in user_data(lt)
     device_plugin = plan.one(RELEASE, "nvidia-device-plugin")
     sharing = yaml.safe_load(device_plugin.inputs["values"]["config"]["map"]["herd"])["sharing"]["timeSlicing"]
     assert sharing["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
@@ -222,7 +222,7 @@ def test_autoscaler_discovers_this_cluster_and_prefers_spot(example_plan):
     assert values["autoDiscovery"]["clusterName"] == "lab"
     assert values["extraArgs"]["expander"] == "priority"
     assert values["expanderPriorities"] == {"10": ["^lab-cpu-burst$"], "20": ["^lab-gpu-a10g-spot$"]}
-    assert values["image"]["tag"] == "v1.33.3"
+    assert values["image"]["tag"] == "v1.36.1"
     assert values["envFromSecret"] == "cluster-autoscaler-aws"
     policy = json.loads(example_plan.one("aws:iam/userPolicy:UserPolicy", "autoscaler-policy").inputs["policy"])
     scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")

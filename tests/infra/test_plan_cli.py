@@ -36,7 +36,7 @@ def test_plan_of_the_example_shows_the_whole_hybrid_cluster():
         "Release calico  tigera-operator v3.30.3",
         "Release nvidia-device-plugin  nvidia-device-plugin 0.17.0",
         "Release nfs-provisioner  nfs-subdir-external-provisioner 4.0.18",
-        "Release cluster-autoscaler  cluster-autoscaler 9.52.1",
+        "Release cluster-autoscaler  cluster-autoscaler 9.59.1",
         "PersistentVolumeClaim team-vision-results  vision/herd-results: ReadWriteMany 1Ti from herd-nfs",
         "vpnRouterSettings = [secret]",
     ):

@@ -38,7 +38,7 @@ JOIN: dict[str, Any] = {
 }
 
 
-def run_double(name: str, args: list[str], tmp_path: Path, version: str = "1.33.4") -> subprocess.CompletedProcess:
+def run_double(name: str, args: list[str], tmp_path: Path, version: str = "1.36.3") -> subprocess.CompletedProcess:
     script = tmp_path / name
     script.write_text((DOUBLES / f"{name}_double.py").read_text().replace("@VERSION@", version))
     env = {**os.environ, "HERD_DOUBLES_ROOT": str(tmp_path / "root"), "PYTHONPATH": str(DOUBLES)}
@@ -104,15 +104,15 @@ def test_kubeadm_double_refuses_another_kubernetes_version(tmp_path: Path) -> No
     docs = [
         {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
          "nodeRegistration": JOIN["nodeRegistration"]},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.34.0",
+        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.35.0",
          "controlPlaneEndpoint": "10.0.0.10:6443",
          "networking": {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}},
     ]  # fmt: skip
     path = tmp_path / "init.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     proc = run_double("kubeadm", ["init", "--config", str(path)], tmp_path)
-    assert "'v1.34.0' does not match this kubeadm v1.33.4" in proc.stderr
-    docs[1]["kubernetesVersion"] = "v1.33.4"
+    assert "'v1.35.0' does not match this kubeadm v1.36.3" in proc.stderr
+    docs[1]["kubernetesVersion"] = "v1.36.3"
     docs[1]["networking"]["serviceSubnet"] = "10.244.128.0/20"
     path.write_text(yaml.safe_dump_all(docs))
     proc = run_double("kubeadm", ["init", "--config", str(path)], tmp_path)

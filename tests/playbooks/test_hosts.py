@@ -67,7 +67,7 @@ def test_control_plane(bed: Testbed, tmp_path: Path) -> None:
     (init,) = [c for c in bed.calls("cp1", "kubeadm") if c["argv"][0] == "init"]
     cluster = init["config"]["ClusterConfiguration"]
     registration = init["config"]["InitConfiguration"]["nodeRegistration"]
-    assert cluster["kubernetesVersion"] == "v1.33.4"
+    assert cluster["kubernetesVersion"] == "v1.36.3"
     assert cluster["controlPlaneEndpoint"] == f"{bed.address('cp1')}:6443"
     assert cluster["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12",
                                      "dnsDomain": "cluster.local"}  # fmt: skip
@@ -145,7 +145,7 @@ def test_node_state_testinfra(bed: Testbed, name: str, monkeypatch: pytest.Monke
     assert config.contains('default_runtime_name = "nvidia"') == gpu
     assert config.contains('BinaryName = "/usr/bin/nvidia-container-runtime"') == gpu
     for package in ("kubelet", "kubeadm", "kubectl"):
-        assert host.package(package).version == "1.33.4-1.1"
+        assert host.package(package).version == "1.36.3-1.1"
     held = host.check_output("dpkg --get-selections kubelet kubeadm kubectl")
     assert sorted(tuple(line.split()) for line in held.splitlines()) == [
         ("kubeadm", "hold"), ("kubectl", "hold"), ("kubelet", "hold")]  # fmt: skip

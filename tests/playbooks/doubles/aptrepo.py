@@ -70,7 +70,7 @@ class Package:
 class Versions:
     """The versions the doubles claim to be; the inventory pins the roles to the same ones."""
 
-    kubernetes: str = "1.33.4"
+    kubernetes: str = "1.36.3"
     kubernetes_revision: str = "1.1"
     nvidia_driver: str = "570.172.08-1"
     nvidia_toolkit: str = "1.17.8-1"
