@@ -24,11 +24,11 @@ from typing import Annotated, Any
 
 import pulumi
 import typer
-import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from infra import config
+from ml_jobs.user_yaml import YamlError, load_yaml
 
 __all__ = ["Plan", "PlanMocks", "PlannedResource", "load_stack_file", "main", "render", "run_plan"]
 
@@ -185,28 +185,14 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
-def _yaml_position(e: yaml.YAMLError) -> str:
-    """``line 3, column 7`` (1-based) of a YAML error, where the parser knows it."""
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "stack file"
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    """The parser's complaint in one line, without its quoted excerpt of the file."""
-    problem = getattr(e, "problem", None)
-    context = getattr(e, "context", None)
-    text = " ".join(p for p in (context, problem) if p) or str(e)
-    return " ".join(text.split())
-
-
 def load_stack_file(path: Path) -> dict[str, Any]:
-    """The ``config`` mapping of a stack file (``Pulumi.<stack>.yaml``)."""
+    """The ``config`` mapping of a stack file (``Pulumi.<stack>.yaml``), read as YAML 1.2 as Pulumi reads it."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
     except OSError as e:
         raise config.ConfigError("stack file", f"cannot read it: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise config.ConfigError(_yaml_position(e), f"not valid YAML: {_yaml_problem(e)}") from None
+    except YamlError as e:
+        raise config.ConfigError(e.position or "stack file", f"not valid YAML: {e.problem}") from None
     values = (doc.get("config") or {}) if isinstance(doc, dict) else None
     if not isinstance(values, dict):
         raise config.ConfigError("config", "must be a mapping of keys to values")

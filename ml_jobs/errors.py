@@ -21,6 +21,7 @@ __all__ = [
     "SpecError",
     "UnknownExperimentError",
     "UnreachableError",
+    "YamlError",
 ]
 
 
@@ -43,6 +44,29 @@ class SpecError(HerdError):
         self.problem = problem
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {problem}")
+
+
+class YamlError(HerdError):
+    """A file is not valid YAML (or not one document, or gives a key twice); callers add which file.
+
+    Attributes:
+        line: the 1-based line where the trouble starts, if the parser knows it.
+        column: the 1-based column there.
+        problem: what is wrong, in one line (it may name a second position, where the parser gave up).
+    """
+
+    def __init__(self, line: int | None, column: int | None, problem: str) -> None:
+        self.line = line
+        self.column = column
+        self.problem = problem
+        super().__init__(f"{self.position}: {problem}" if self.position else problem)
+
+    @property
+    def position(self) -> str:
+        """``line 6, column 4``; empty when the parser does not say."""
+        if self.line is None:
+            return ""
+        return f"line {self.line}" + (f", column {self.column}" if self.column is not None else "")
 
 
 class ApiError(HerdError):

@@ -6,8 +6,8 @@ refuse is refused here, with the field path and the reason on one line::
 
     examples/bad.yaml: resources.memory: '16gb' is not a Kubernetes quantity (did you mean '16Gi'?)
 
-``load_spec(path)`` reads a YAML file; ``Experiment(...)`` builds the same object in Python. Both raise
-``SpecError`` on bad input.
+``load_spec(path)`` reads a YAML file (as YAML 1.2: ``1e-5`` is a number); ``Experiment(...)`` builds the same
+object in Python. Both raise ``SpecError`` on bad input.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -39,8 +38,9 @@ from pydantic_core import PydanticCustomError
 from ml_jobs import _shim, layout, taxonomy
 from ml_jobs import priority as priority_classes
 from ml_jobs._quantity import parse_duration, parse_quantity
-from ml_jobs.errors import SpecError
+from ml_jobs.errors import SpecError, YamlError
 from ml_jobs.priority import Priority
+from ml_jobs.user_yaml import load_yaml
 
 __all__ = [
     "Distribution",
@@ -755,23 +755,6 @@ def _spec_error(e: ValidationError, source: str) -> SpecError:
     return SpecError(source, field, problem)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def parse_spec(data: Any, source: str = PYTHON_SOURCE) -> Experiment:
     """Validate already-parsed spec data (a mapping) into an ``Experiment``; ``SpecError`` on bad input."""
     if not isinstance(data, dict):
@@ -798,10 +781,7 @@ def load_spec(path: str | Path) -> Experiment:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(source, "", f"cannot read: {e}") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise SpecError(source, "", f"not valid YAML: {where}{problem}") from None
+        data = load_yaml(text)  # YAML 1.2: loguniform: [1e-5, 1e-1] holds numbers
+    except YamlError as e:
+        raise SpecError(source, "", f"not valid YAML: {e}") from None
     return parse_spec(data, source)

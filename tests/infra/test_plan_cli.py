@@ -76,8 +76,19 @@ BAD_FILES = [
     (
         "yaml-unclosed-list",
         "config:\n  herd:pools: [\n",
-        "line 3, column 1: not valid YAML: while parsing a flow node expected the node content, but found "
+        "line 3, column 1: not valid YAML: while parsing a flow node, expected the node content, but found "
         "'<stream end>'",
+    ),
+    (
+        "yaml-two-documents",
+        "config:\n  herd:clusterName: lab\n---\nconfig: {}\n",
+        "line 1, column 1: not valid YAML: expected a single document in the stream, but found another document "
+        "at line 3, column 1",
+    ),
+    (
+        "yaml-key-twice",
+        "config:\n  herd:clusterName: lab\n  herd:clusterName: lab2\n",
+        "line 3, column 3: not valid YAML: key 'herd:clusterName' is given twice (first on line 2)",
     ),
     ("config-not-mapping", "config: [a, b]\n", "config: must be a mapping of keys to values"),
     (

@@ -392,8 +392,34 @@ def test_the_valid_base_spec_is_valid():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: [unclosed\n", "spec.yaml: not valid YAML: line 2: expected ',' or ']', but got '<stream end>'"),
-        ("name: a\nname: b\n", "spec.yaml: not valid YAML: line 2: key 'name' is given twice"),
+        (
+            "name: [unclosed\n",
+            "spec.yaml: not valid YAML: line 1, column 7: while parsing a flow sequence, expected ',' or ']', but "
+            "got '<stream end>' at line 2, column 1",
+        ),
+        (
+            "name: a\nname: b\n",
+            "spec.yaml: not valid YAML: line 2, column 1: key 'name' is given twice (first on line 1)",
+        ),
+        (
+            "sweep:\n  grid:\n    lr: [0.1, 0.01]\n    lr: [0.2]\n",
+            "spec.yaml: not valid YAML: line 4, column 5: key 'lr' is given twice (first on line 3)",
+        ),
+        # An unclosed quote is reported where it opens, not where the parser gave up (the end of the file).
+        (
+            "name: exp\nimage: python:3.11\ncommand: [python]\nenv:\n  A: ok\n  B: 'unclosed\n" + "  C: x\n" * 20,
+            "spec.yaml: not valid YAML: line 6, column 6: while scanning a quoted scalar, found unexpected end of "
+            "stream at line 27, column 1",
+        ),
+        (
+            "name: a\n---\nname: b\n",
+            "spec.yaml: not valid YAML: line 1, column 1: expected a single document in the stream, but found "
+            "another document at line 2, column 1",
+        ),
+        (
+            "name: exp\n\tcommand: [python]\n",
+            "spec.yaml: not valid YAML: line 2, column 1: while scanning for the next token, found character '\\t' that cannot start any token",
+        ),
         ("- name: a\n", "spec.yaml: an experiment spec is a mapping of fields, got a list"),
         ("", "spec.yaml: an experiment spec is a mapping of fields, got nothing"),
         (
@@ -402,7 +428,7 @@ def test_the_valid_base_spec_is_valid():
         ),
         (
             "name: exp\nimage: python:3.11\ncommand: [python]\nobjective: {metric: acc, goal: no}\n",
-            "spec.yaml: objective.goal: must be 'max' or 'min', got false",
+            "spec.yaml: objective.goal: must be 'max' or 'min', got 'no'",  # YAML 1.2: no is a word
         ),
     ],
 )
@@ -534,3 +560,18 @@ def test_bad_durations(value):
 def test_names_only_look_like_revisions_when_they_end_in_dash_r_digits(name):
     # GIVEN a name with an r and digits that is not a revision suffix THEN it is accepted
     assert parse_spec(patched("name", name), "spec.yaml").name == name
+
+
+def test_numbers_in_exponent_form_are_numbers(tmp_path):
+    # GIVEN a spec that writes learning rates the usual way (YAML 1.2; YAML 1.1 reads 1e-5 as a string)
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: exp\nimage: python:3.11\ncommand: [python]\nenv: {DEBUG: yes}\nsweep:\n  product:\n"
+        "    - grid: {wd: [1e-4, 1E-2]}\n    - random: {seed: 1, count: 2, params: {lr: {loguniform: [1e-5, 1e-1]}}}\n"
+    )
+    # WHEN it is loaded THEN the bounds and grid values are numbers, and `yes` is the string it looks like
+    exp = load_spec(path)
+    assert exp.sweep_ is not None and exp.sweep_.product is not None
+    assert exp.sweep.definition()["product"][1]["random"]["params"]["lr"] == {"loguniform": [1e-5, 0.1]}
+    assert [p["wd"] for p in exp.sweep.expand()] == [1e-4, 1e-4, 1e-2, 1e-2]
+    assert exp.env == {"DEBUG": "yes"}
