@@ -173,10 +173,12 @@ def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function p
         Submitting the same spec again creates nothing and says so; a changed spec under an existing name is
         refused unless --new-revision is given.
         """
+        from ml_jobs.kube import check
         from ml_jobs.kube import submit as do_submit
         from ml_jobs.spec import load_spec
 
         exp = load_spec(spec)
+        check(exp)  # what the spec alone refuses, before the kubeconfig is read or a request is sent
         with _connect(kubeconfig, context, namespace) as api:
             result = do_submit(api, exp, new_revision=new_revision)
         console = _console()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ml_jobs.kube._api import Api
 from ml_jobs.kube._cancel import CancelResult, cancel
 from ml_jobs.kube._config import Target, load
-from ml_jobs.kube._submit import SubmitResult, submit
+from ml_jobs.kube._submit import Decision, SubmitResult, check, decide, submit
 from ml_jobs.kube.listing import ExperimentSummary, list_experiments
 from ml_jobs.kube.logs import run_logs
 from ml_jobs.kube.pending import Cause
@@ -20,6 +20,7 @@ __all__ = [
     "Api",
     "CancelResult",
     "Cause",
+    "Decision",
     "ExperimentResults",
     "ExperimentSummary",
     "RunStatus",
@@ -27,7 +28,9 @@ __all__ = [
     "SweepStatus",
     "Target",
     "cancel",
+    "check",
     "connect",
+    "decide",
     "list_experiments",
     "load",
     "plot",

@@ -69,6 +69,8 @@ def _retry_after(e: Any) -> float:
 
 def _where(resource: str, name: str | None, namespace: str) -> str:
     what = f"{resource.rstrip('s')} {name!r}" if name else resource
+    if resource in _CLUSTER_SCOPED:
+        return what  # not namespaced: naming the client's namespace would mislead
     return f"{what} in namespace {namespace!r}"
 
 
@@ -77,16 +79,16 @@ def map_api_exception(e: Any, *, verb: str, resource: str, namespace: str, name:
     status = int(e.status) if e.status else None
     reason, message, causes = _server_message(e.body)
 
+    scoped: str | None = None if resource in _CLUSTER_SCOPED else namespace
+
     def make(cls: type[ApiError], text: str) -> ApiError:
-        return cls(
-            text, status=status, verb=verb, resource=resource, namespace=namespace, reason=message or reason
-        )
+        return cls(text, status=status, verb=verb, resource=resource, namespace=scoped, reason=message or reason)
 
     where = _where(resource, name, namespace)
     if status == 403:
         return make(
             ForbiddenError,
-            f"forbidden: you may not {verb} {resource} in namespace {namespace!r}"
+            f"forbidden: you may not {verb} {_where(resource, None, namespace)}"
             + (f" ({message})" if message else ""),
         )
     if status == 404:
@@ -214,7 +216,7 @@ class Api:
                     f"(after {attempt} attempts)",
                     verb=verb,
                     resource=resource,
-                    namespace=self.namespace,
+                    namespace=None if resource in _CLUSTER_SCOPED else self.namespace,
                     reason=str(e),
                 ) from e
         raise AssertionError("unreachable")  # pragma: no cover

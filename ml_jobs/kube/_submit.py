@@ -2,8 +2,11 @@
 
 Order, and why:
 
-1. Read the registry (one GET). The same spec as the latest revision means the sweep exists: say so and create
-   nothing. A changed spec under the name is refused unless a new revision is asked for.
+0. Check everything the spec alone decides — render its objects, which refuses e.g. a name too long for the pods'
+   host names — before any request, so bad input is refused at once, also with the cluster unreachable.
+1. Read the registry (one GET) and decide (:func:`decide`, plain data, no request): the same spec as a submitted
+   revision means the sweep exists: say so and create nothing. A changed spec under the name is refused unless a
+   new revision is asked for. Only when something will be created is the server asked who the user is.
 2. Write the revision into the registry as ``submitting`` — the intent, recorded first, so that a submit killed
    outright (``kill -9``, a lost laptop) is recognised and *resumed* by the next identical submit.
 3. Create the sweep ConfigMap, then the Job (last: nothing runs before everything it needs exists).
@@ -19,15 +22,14 @@ call's own by its ``herd.dev/submission`` annotation — never duplicated.
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import getpass
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ml_jobs import _labels as L
 from ml_jobs.errors import ConflictError, ExperimentExistsError, HerdError
@@ -83,14 +85,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _stamp(obj: dict[str, Any], submission: str, spec_hash: str) -> dict[str, Any]:
-    obj = copy.deepcopy(obj)
-    meta = obj.setdefault("metadata", {})
-    meta.setdefault("labels", {}).setdefault(L.SPEC_HASH, spec_hash)
-    meta.setdefault("annotations", {})[L.SUBMISSION] = submission
-    return obj
-
-
 def _create_or_adopt(
     api: Api, resource: str, body: dict[str, Any], submission: str
 ) -> tuple[dict[str, Any], bool]:
@@ -138,98 +132,153 @@ def _spec_doc(exp: Any) -> dict[str, Any]:
     return exp.to_dict()
 
 
-def submit(
-    api: Api,
-    exp: Any,
+Action = Literal["exists", "create", "resume"]
+EXISTS: Final = "exists"
+CREATE: Final = "create"
+RESUME: Final = "resume"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a submit does, decided from the spec and its registry entry alone.
+
+    Attributes:
+        action: ``exists`` (a revision with this spec was submitted: create nothing), ``create`` (a new
+            revision), or ``resume`` (finish the interrupted submit of this very spec).
+        revision: the revision concerned.
+        submission: the id this submit stamps on what it creates (a resumed submit keeps the interrupted one's).
+        existing: the registry's revision for ``exists`` and ``resume``.
+    """
+
+    action: Action
+    revision: int
+    submission: str
+    existing: registry.Revision | None = None
+
+
+def decide(
+    record: registry.Record | None,
     *,
+    experiment: str,
+    namespace: str,
+    spec_hash: str,
     new_revision: bool = False,
-    owner: str | None = None,
-    render: Callable[..., Any] | None = None,
-) -> SubmitResult:
+    new_submission: str | None = None,
+) -> Decision:
+    """Decide what submitting a spec with ``spec_hash`` under ``experiment`` does, given its registry ``record``.
+
+    Raises:
+        ExperimentExistsError: the name exists with a different spec and ``new_revision`` is not set.
+        HerdError: a new revision is asked for while the latest one's submit was interrupted.
+    """
+    submission = new_submission or uuid.uuid4().hex[:16]
+    latest = record.latest() if record is not None else None
+    if record is None or latest is None:
+        return Decision(CREATE, 1, submission)
+    if new_revision:
+        if latest.state == registry.SUBMITTING:
+            raise HerdError(
+                f"revision {latest.revision} of {experiment!r} was interrupted while being submitted; submit its "
+                f"spec again to finish it, or `ml-jobs cancel {experiment}` to clear it, before adding a revision"
+            )
+        return Decision(CREATE, latest.revision + 1, submission)
+    same = max((r for r in record.revisions if r.spec_hash == spec_hash), key=lambda r: r.revision, default=None)
+    if same is not None and same.state != registry.SUBMITTING:
+        return Decision(EXISTS, same.revision, same.submission, existing=same)
+    if latest.spec_hash == spec_hash:
+        return Decision(RESUME, latest.revision, latest.submission, existing=latest)
+    raise ExperimentExistsError(
+        f"experiment {experiment!r} already exists in namespace {namespace!r} with a different spec "
+        f"(revision {latest.revision}, spec hash {latest.spec_hash}, this spec {spec_hash}); "
+        f"rename it, or pass --new-revision to run it as revision {latest.revision + 1}",
+        experiment=experiment,
+        namespace=namespace,
+        revision=latest.revision,
+    )
+
+
+def check(exp: Any, *, owner: str | None = None) -> None:
+    """Refuse, without a request, what the spec alone makes the API server refuse: revision 1's objects.
+
+    Raises:
+        ManifestError: an object would be refused (e.g. a name too long for the pods' host names).
+    """
+    from ml_jobs.render import render
+
+    render(exp, owner=owner, revision=1)
+
+
+def submit(api: Api, exp: Any, *, new_revision: bool = False, owner: str | None = None) -> SubmitResult:
     """Submit experiment ``exp`` (an ``ml_jobs.spec.Experiment``) to ``api.namespace``.
 
     Args:
         api: the namespaced API handle.
         exp: the experiment.
         new_revision: submit a changed (or the same) spec under an existing name as the next revision.
-        owner: who submits (default: :func:`submitter`); recorded and put on the objects.
-        render: the renderer (default ``ml_jobs.render.render``).
+        owner: who submits (default: :func:`submitter`, asked only when something will be created); recorded
+            and put on the objects.
 
     Raises:
+        ManifestError: an object would be refused by the API server (before any request for revision 1).
         ExperimentExistsError: the name exists with a different spec and ``new_revision`` is not set.
         ApiError: the API refused or failed; anything this call created has been removed again.
     """
-    if render is None:
-        from ml_jobs.render import render as default_render
+    from ml_jobs.render import render
 
-        render = default_render
-    owner = owner or submitter(api)
+    # What the spec alone decides is checked before the first request; a later revision's longer names are
+    # checked once the registry has said which revision it is, still before anything is written.
+    check(exp, owner=owner)
     spec_hash = exp.spec_hash()
     record = registry.read(api, exp.name)
-    latest = record.latest() if record else None
-    resume: registry.Revision | None = None
-    if record is not None and latest is not None and not new_revision:
-        same = max(
-            (r for r in record.revisions if r.spec_hash == spec_hash), key=lambda r: r.revision, default=None
-        )
-        if same is not None and same.state != registry.SUBMITTING:
-            return SubmitResult(
-                exp.name,
-                api.namespace,
-                same.revision,
-                same.job,
-                same.runs,
-                created=False,
-                message=(
-                    f"experiment {exp.name} revision {same.revision} (Job {same.job}) was already submitted "
-                    f"with this spec at {same.submitted_at} by {same.submitted_by}; nothing created"
-                ),
-            )
-        if latest.spec_hash == spec_hash:
-            resume = latest
-        else:
-            raise ExperimentExistsError(
-                f"experiment {exp.name!r} already exists in namespace {api.namespace!r} with a different spec "
-                f"(revision {latest.revision}, spec hash {latest.spec_hash}, this spec {spec_hash}); "
-                f"rename it, or pass --new-revision to run it as revision {latest.revision + 1}",
-                experiment=exp.name,
-                namespace=api.namespace,
-                revision=latest.revision,
-            )
-    if latest is not None and new_revision and latest.state == registry.SUBMITTING:
-        raise HerdError(
-            f"revision {latest.revision} of {exp.name!r} was interrupted while being submitted; submit its spec "
-            f"again to finish it, or `ml-jobs cancel {exp.name}` to clear it, before adding a revision"
+    decision = decide(
+        record, experiment=exp.name, namespace=api.namespace, spec_hash=spec_hash, new_revision=new_revision
+    )
+    if decision.action == EXISTS:
+        same = decision.existing
+        assert same is not None
+        return SubmitResult(
+            exp.name,
+            api.namespace,
+            same.revision,
+            same.job,
+            same.runs,
+            created=False,
+            message=(
+                f"experiment {exp.name} revision {same.revision} (Job {same.job}) was already submitted "
+                f"with this spec at {same.submitted_at} by {same.submitted_by}; nothing created"
+            ),
         )
 
-    revision = resume.revision if resume else (latest.revision + 1 if latest else 1)
-    submission = resume.submission if resume else uuid.uuid4().hex[:16]
+    owner = owner or submitter(api)
+    revision, submission, resume = decision.revision, decision.submission, decision.action == RESUME
     rendered = render(exp, namespace=api.namespace, owner=owner, revision=revision)
-    config_map = _stamp(rendered.config_map, submission, spec_hash)
-    job = _stamp(rendered.job, submission, spec_hash)
-    job_name = job["metadata"]["name"]
+    # The renderer's objects are plain data of our own: stamp them in place, so a retried create knows its own.
+    for obj in rendered.objects:
+        obj["metadata"]["annotations"][L.SUBMISSION] = submission
+    config_map, job = rendered.config_map, rendered.job
+    cm_name, job_name = config_map["metadata"]["name"], rendered.job_name
 
-    made = _Made(submission=submission, revision=revision, owns_entry=resume is None)
+    made = _Made(submission=submission, revision=revision, owns_entry=not resume)
     try:
-        if resume is None:
+        if not resume:
             record, _ = _record_intent(
                 api,
                 exp,
                 record=record,
                 revision=revision,
                 job_name=job_name,
-                config_map_name=config_map["metadata"]["name"],
+                config_map_name=cm_name,
                 spec_hash=spec_hash,
                 owner=owner,
                 submission=submission,
             )
         assert record is not None
 
-        made.in_flight = ("configmaps", config_map["metadata"]["name"])
+        made.in_flight = ("configmaps", cm_name)
         _, cm_created = _create_or_adopt(api, "configmaps", config_map, submission)
         made.in_flight = None
         if cm_created:
-            made.objects.append(("configmaps", config_map["metadata"]["name"]))
+            made.objects.append(("configmaps", cm_name))
         made.in_flight = ("jobs", job_name)
         job_obj, job_created = _create_or_adopt(api, "jobs", job, submission)
         made.in_flight = None
@@ -237,7 +286,7 @@ def submit(
             made.objects.append(("jobs", job_name))
         job_meta = job_obj["metadata"]
         owner_ref = {"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_meta["uid"]}
-        api.patch("configmaps", config_map["metadata"]["name"], {"metadata": {"ownerReferences": [owner_ref]}})
+        api.patch("configmaps", cm_name, {"metadata": {"ownerReferences": [owner_ref]}})
 
         _mark_submitted(api, record, revision, job_meta["uid"])
     except BaseException as e:
@@ -253,7 +302,7 @@ def submit(
         job_name,
         runs,
         created=True,
-        resumed=resume is not None,
+        resumed=resume,
         message=f"{verb} experiment {exp.name} revision {revision}: Job {job_name} with {runs} runs",
         objects=[f"{res}/{name}" for res, name in made.objects],
     )

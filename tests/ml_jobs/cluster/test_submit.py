@@ -409,3 +409,18 @@ def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
     result = submit(api, experiment(2))
     assert result.created
     assert cluster.get("jobs", result.job)["metadata"]["labels"][L.OWNER] == "bob"
+
+
+def test_who_submits_is_asked_only_when_something_will_be_created(cluster: EmulatedCluster, api: Any) -> None:
+    # GIVEN a submitted sweep WHEN the same spec is submitted again (no owner given) THEN one GET, no review
+    submit(api, experiment(2))
+    assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
+    cluster.reset_log()
+    again = submit(api, experiment(2))
+    assert not again.created
+    assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
+    # AND a changed spec refused for its taken name asks nothing either
+    cluster.reset_log()
+    with pytest.raises(ExperimentExistsError):
+        submit(api, experiment(3))
+    assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
