@@ -37,7 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from ml_jobs import _shim, layout, taxonomy
 from ml_jobs import priority as priority_classes
-from ml_jobs._quantity import parse_duration, parse_quantity
+from ml_jobs._quantity import format_duration, parse_duration, parse_quantity
 from ml_jobs.errors import SpecError, YamlError
 from ml_jobs.priority import Priority
 from ml_jobs.user_yaml import load_yaml
@@ -60,6 +60,9 @@ __all__ = [
 PYTHON_SOURCE = "<python>"
 _SOURCE: ContextVar[str] = ContextVar("spec_source", default=PYTHON_SOURCE)
 MAX_NAME = 63
+MIN_MEMORY_BYTES = 2**20  # 1Mi: below it no process starts; "memory: 512" meant 512Mi, not 512 bytes
+# The shortest ttl: `status --watch` polls every few seconds, so a watched sweep's end is recorded well within it.
+MIN_TTL_SECONDS = 60
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # layout.job_name names revision N of an experiment <name>-r<N>: an experiment may not be named like one.
@@ -152,6 +155,14 @@ def _quantity(kind: str, example: str) -> Any:
             raise _err("quantity", f"{text!r} is below the smallest CPU amount Kubernetes schedules (1m)")
         if kind == "memory" and amount != amount.to_integral_value():
             raise _err("quantity", f"{text!r} is not a whole number of bytes")
+        if kind == "memory" and amount < MIN_MEMORY_BYTES:
+            plain = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*[A-Za-z]*\s*", text)
+            guess = f"{plain.group(1)}Mi" if plain else "1Mi"
+            raise _err(
+                "quantity",
+                f"{text!r} is {int(amount):,} bytes, less than any run needs "
+                f"(at least 1Mi; did you mean {guess!r}?)",
+            )
         return text
 
     return BeforeValidator(check)
@@ -636,6 +647,13 @@ class Experiment(_Model):
     def _ttl(cls, value: int) -> int:
         if value < 0:
             raise _err("duration", f"must not be negative, got {value}s")
+        if value < MIN_TTL_SECONDS:
+            raise _err(
+                "duration",
+                f"{value}s would delete the finished Job and its pods before an ml-jobs command can record each "
+                f"run's state, node and exit code (the registry would say 'gone'); use at least "
+                f"{format_duration(MIN_TTL_SECONDS)}",
+            )
         return value
 
     @model_validator(mode="after")

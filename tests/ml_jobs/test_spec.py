@@ -137,6 +137,24 @@ BAD = [
     ("memory-fraction-bytes", "resources.memory", "0.5", "resources.memory: '0.5' is not a whole number of bytes"),
     ("memory-negative", "resources.memory", "-1Gi", "resources.memory: must be more than 0, got '-1Gi'"),
     (
+        "memory-bytes",
+        "resources.memory",
+        512,
+        "resources.memory: '512' is 512 bytes, less than any run needs (at least 1Mi; did you mean '512Mi'?)",
+    ),
+    (
+        "memory-kilobytes",
+        "resources.memory",
+        "900Ki",
+        "resources.memory: '900Ki' is 921,600 bytes, less than any run needs (at least 1Mi; did you mean '900Mi'?)",
+    ),
+    (
+        "memory-limit-bytes",
+        "resources.limits.memory",
+        "2048",
+        "resources.limits.memory: '2048' is 2,048 bytes, less than any run needs (at least 1Mi; did you mean '2048Mi'?)",
+    ),
+    (
         "cpu-cores",
         "resources.cpu",
         "2 cores",
@@ -233,6 +251,18 @@ BAD = [
     ),
     ("deadline-zero", "deadline", 0, "deadline: must be at least 1s, got 0s"),
     ("ttl-list", "ttl", [1], "ttl: must be a duration such as 90s, 45m, 2h or 7d, got a list"),
+    (
+        "ttl-zero",
+        "ttl",
+        "0",
+        "ttl: 0s would delete the finished Job and its pods before an ml-jobs command can record each run's state, node and exit code (the registry would say 'gone'); use at least 1m",
+    ),
+    (
+        "ttl-seconds",
+        "ttl",
+        30,
+        "ttl: 30s would delete the finished Job and its pods before an ml-jobs command can record each run's state, node and exit code (the registry would say 'gone'); use at least 1m",
+    ),
     ("parallelism-zero", "parallelism", 0, "parallelism: must be ≥ 1, got 0"),
     (
         "results-claim-bad",
@@ -575,3 +605,8 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path):
     assert exp.sweep.definition()["product"][1]["random"]["params"]["lr"] == {"loguniform": [1e-5, 0.1]}
     assert [p["wd"] for p in exp.sweep.expand()] == [1e-4, 1e-4, 1e-2, 1e-2]
     assert exp.env == {"DEBUG": "yes"}
+
+
+def test_the_smallest_memory_and_ttl_are_accepted():
+    exp = parse_spec({**copy.deepcopy(VALID), "resources": {"memory": "1Mi"}, "ttl": "1m"}, "spec.yaml")
+    assert (exp.resources.memory_bytes, exp.ttl) == (2**20, 60)
