@@ -151,192 +151,196 @@ def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
     return Group(*parts)
 
 
-def register(app: typer.Typer) -> None:  # noqa: PLR0915 - one nested function per command
+def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("submit")(submit)
+    app.command("status")(status)
+    app.command("logs")(logs)
+    app.command("cancel")(cancel)
+    app.command("ls")(list_)
+    app.command("results")(results)
 
-    @app.command()
-    def submit(
-        spec: Annotated[Path, typer.Argument(help="the experiment spec (YAML).", metavar="SPEC")],
-        *,
-        new_revision: Annotated[
-            bool,
-            typer.Option(
-                "--new-revision", help="submit a changed spec under an existing name as its next revision."
-            ),
-        ] = False,
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Submit the sweep to the cluster: one ConfigMap and one Indexed Job, recorded in the registry.
 
-        Submitting the same spec again creates nothing and says so; a changed spec under an existing name is
-        refused unless --new-revision is given.
-        """
-        from ml_jobs.kube import check
-        from ml_jobs.kube import submit as do_submit
-        from ml_jobs.spec import load_spec
+def submit(
+    spec: Annotated[Path, typer.Argument(help="the experiment spec (YAML).", metavar="SPEC")],
+    *,
+    new_revision: Annotated[
+        bool,
+        typer.Option("--new-revision", help="submit a changed spec under an existing name as its next revision."),
+    ] = False,
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Submit the sweep to the cluster: one ConfigMap and one Indexed Job, recorded in the registry.
 
-        exp = load_spec(spec)
-        check(exp)  # what the spec alone refuses, before the kubeconfig is read or a request is sent
-        with _connect(kubeconfig, context, namespace) as api:
-            result = do_submit(api, exp, new_revision=new_revision)
-        console = _console()
-        console.print(result.message, soft_wrap=True)
-        if result.created:
-            console.print(f"watch it:  ml-jobs status {result.experiment} -n {result.namespace} --watch")
+    Submitting the same spec again creates nothing and says so; a changed spec under an existing name is
+    refused unless --new-revision is given.
+    """
+    from ml_jobs.kube import check
+    from ml_jobs.kube import submit as do_submit
+    from ml_jobs.spec import load_spec
 
-    @app.command()
-    def status(
-        experiment: Annotated[str, typer.Argument(help="experiment name.")],
-        *,
-        revision: Revision = None,
-        watch: Annotated[bool, typer.Option("--watch", "-w", help="keep updating until the sweep ends.")] = False,
-        interval: Annotated[float, typer.Option(help="seconds between updates with --watch.")] = 2.0,
-        show_all: Annotated[bool, typer.Option("--all", "-a", help="list every run (default: 30).")] = False,
-        results_path: ResultsPath = None,
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Per-run state, node, attempts, duration and metric; for pending runs, why they are pending.
+    exp = load_spec(spec)
+    check(exp)  # what the spec alone refuses, before the kubeconfig is read or a request is sent
+    with _connect(kubeconfig, context, namespace) as api:
+        result = do_submit(api, exp, new_revision=new_revision)
+    console = _console()
+    console.print(result.message, soft_wrap=True)
+    if result.created:
+        console.print(f"watch it:  ml-jobs status {result.experiment} -n {result.namespace} --watch")
 
-        Costs the same few API requests for 10 runs or 10,000: the Job, one label-selected pod list, and the
-        namespace's events only while runs are pending.
-        """
-        from rich.live import Live
 
-        from ml_jobs.kube import sweep_status
+def status(
+    experiment: Annotated[str, typer.Argument(help="experiment name.")],
+    *,
+    revision: Revision = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="keep updating until the sweep ends.")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between updates with --watch.")] = 2.0,
+    show_all: Annotated[bool, typer.Option("--all", "-a", help="list every run (default: 30).")] = False,
+    results_path: ResultsPath = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Per-run state, node, attempts, duration and metric; for pending runs, why they are pending.
 
-        limit = None if show_all else 30
-        console = _console()
-        with _connect(kubeconfig, context, namespace) as api:
-            root = _results_root(results_path)
-            current = sweep_status(api, experiment, revision=revision, results_path=root)
-            view = _status_view(current, limit=limit)
-            if not watch or current.finished:
-                console.print(view)
-                return
-            try:
-                with Live(view, console=console, refresh_per_second=4) as live:
-                    while not current.finished:
-                        time.sleep(interval)
-                        current = sweep_status(api, experiment, revision=revision, results_path=root)
-                        live.update(_status_view(current, limit=limit))
-            except KeyboardInterrupt:
-                console.print("stopped watching; the sweep goes on")
+    Costs the same few API requests for 10 runs or 10,000: the Job, one label-selected pod list, and the
+    namespace's events only while runs are pending.
+    """
+    from rich.live import Live
 
-    @app.command()
-    def logs(
-        experiment: Annotated[str, typer.Argument(help="experiment name.")],
-        run: Annotated[str, typer.Argument(help="run index (3) or name (run-00003).")],
-        *,
-        follow: Annotated[bool, typer.Option("--follow", "-f", help="stream the log as it grows.")] = False,
-        tail: Annotated[int | None, typer.Option(help="only the last N lines.")] = None,
-        revision: Revision = None,
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Print the log of one run (its latest attempt)."""
-        from ml_jobs.kube import run_logs
+    from ml_jobs.kube import sweep_status
 
-        with _connect(kubeconfig, context, namespace) as api:
-            try:
-                for line in run_logs(api, experiment, run, follow=follow, revision=revision, tail=tail):
-                    sys.stdout.write(line + "\n")
-                    sys.stdout.flush()
-            except KeyboardInterrupt:
-                pass
-
-    @app.command()
-    def cancel(
-        experiment: Annotated[str, typer.Argument(help="experiment name.")],
-        *,
-        revision: Revision = None,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation.")] = False,
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Cancel a sweep: record each run's state, delete the Job; running runs get SIGTERM, then SIGKILL."""
-        from ml_jobs.kube import cancel as do_cancel
-
-        with _connect(kubeconfig, context, namespace) as api:
-            if not yes:
-                typer.confirm(f"cancel experiment {experiment} in namespace {api.namespace}?", abort=True)
-            result = do_cancel(api, experiment, revision=revision)
-        _console().print(result.explain(), soft_wrap=True)
-
-    @app.command(name="ls")
-    def list_(
-        *,
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Experiments in the namespace (also those whose Job is gone) with their runs counted by state."""
-        from rich.table import Table
-
-        from ml_jobs.kube import list_experiments
-
-        with _connect(kubeconfig, context, namespace) as api:
-            found = list_experiments(api)
-            ns = api.namespace
-        console = _console()
-        if not found:
-            console.print(f"no experiments in namespace {ns}")
+    limit = None if show_all else 30
+    console = _console()
+    with _connect(kubeconfig, context, namespace) as api:
+        root = _results_root(results_path)
+        current = sweep_status(api, experiment, revision=revision, results_path=root)
+        view = _status_view(current, limit=limit)
+        if not watch or current.finished:
+            console.print(view)
             return
-        table = Table(header_style="bold", box=None, pad_edge=False, title=f"experiments in {ns}")
-        for col in ("experiment", "rev", "state", "runs", "by state", "submitted", "by"):
-            table.add_column(col)
-        for e in found:
-            table.add_row(
-                e.experiment,
-                str(e.revision),
-                e.state,
-                str(e.runs),
-                _counts_text(e.counts),
-                e.submitted_at,
-                e.submitted_by,
-            )
-        console.print(table)
+        try:
+            with Live(view, console=console, refresh_per_second=4) as live:
+                while not current.finished:
+                    time.sleep(interval)
+                    current = sweep_status(api, experiment, revision=revision, results_path=root)
+                    live.update(_status_view(current, limit=limit))
+        except KeyboardInterrupt:
+            console.print("stopped watching; the sweep goes on")
 
-    @app.command()
-    def results(
-        experiment: Annotated[str, typer.Argument(help="experiment name.")],
-        *,
-        revision: Revision = None,
-        results_path: ResultsPath = None,
-        csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of the table.")] = False,
-        plot: Annotated[
-            Path | None,
-            typer.Option("--plot", help="also write a PNG of the metric against each parameter.", metavar="PNG"),
-        ] = None,
-        limit: Annotated[int | None, typer.Option(help="show only the best N runs.")] = None,
-        reader_image: Annotated[
-            str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
-        ] = "busybox:1.37.0",
-        context: Context = None,
-        namespace: Namespace = None,
-        kubeconfig: Kubeconfig = None,
-    ) -> None:
-        """Every run's metrics ranked by the objective, from the mounted results volume or a reader pod.
 
-        With the volume mounted here (--results-path, $ML_JOBS_RESULTS_PATH) the files are read directly;
-        otherwise a short-lived pod mounts the same claim read-only, prints them, and is deleted.
-        """
-        from ml_jobs.kube import plot as do_plot
-        from ml_jobs.kube import read_results, to_csv
+def logs(
+    experiment: Annotated[str, typer.Argument(help="experiment name.")],
+    run: Annotated[str, typer.Argument(help="run index (3) or name (run-00003).")],
+    *,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="stream the log as it grows.")] = False,
+    tail: Annotated[int | None, typer.Option(help="only the last N lines.")] = None,
+    revision: Revision = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Print the log of one run (its latest attempt)."""
+    from ml_jobs.kube import run_logs
 
-        with _connect(kubeconfig, context, namespace) as api:
-            found = read_results(
-                api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
-            )
-        if csv:
-            sys.stdout.write(to_csv(found, limit=limit))
-        else:
-            _console().print(found.table(limit=limit))
-        if plot is not None:
-            written = do_plot(found, plot)
-            print(f"wrote {written}", file=sys.stderr)
+    with _connect(kubeconfig, context, namespace) as api:
+        try:
+            for line in run_logs(api, experiment, run, follow=follow, revision=revision, tail=tail):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+def cancel(
+    experiment: Annotated[str, typer.Argument(help="experiment name.")],
+    *,
+    revision: Revision = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation.")] = False,
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Cancel a sweep: record each run's state, delete the Job; running runs get SIGTERM, then SIGKILL."""
+    from ml_jobs.kube import cancel as do_cancel
+
+    with _connect(kubeconfig, context, namespace) as api:
+        if not yes:
+            typer.confirm(f"cancel experiment {experiment} in namespace {api.namespace}?", abort=True)
+        result = do_cancel(api, experiment, revision=revision)
+    _console().print(result.explain(), soft_wrap=True)
+
+
+def list_(
+    *,
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Experiments in the namespace (also those whose Job is gone) with their runs counted by state."""
+    from rich.table import Table
+
+    from ml_jobs.kube import list_experiments
+
+    with _connect(kubeconfig, context, namespace) as api:
+        found = list_experiments(api)
+        ns = api.namespace
+    console = _console()
+    if not found:
+        console.print(f"no experiments in namespace {ns}")
+        return
+    table = Table(header_style="bold", box=None, pad_edge=False, title=f"experiments in {ns}")
+    for col in ("experiment", "rev", "state", "runs", "by state", "submitted", "by"):
+        table.add_column(col)
+    for e in found:
+        table.add_row(
+            e.experiment,
+            str(e.revision),
+            e.state,
+            str(e.runs),
+            _counts_text(e.counts),
+            e.submitted_at,
+            e.submitted_by,
+        )
+    console.print(table)
+
+
+def results(
+    experiment: Annotated[str, typer.Argument(help="experiment name.")],
+    *,
+    revision: Revision = None,
+    results_path: ResultsPath = None,
+    csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of the table.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="also write a PNG of the metric against each parameter.", metavar="PNG"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="show only the best N runs.")] = None,
+    reader_image: Annotated[
+        str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
+    ] = "busybox:1.37.0",
+    context: Context = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Every run's metrics ranked by the objective, from the mounted results volume or a reader pod.
+
+    With the volume mounted here (--results-path, $ML_JOBS_RESULTS_PATH) the files are read directly;
+    otherwise a short-lived pod mounts the same claim read-only, prints them, and is deleted.
+    """
+    from ml_jobs.kube import plot as do_plot
+    from ml_jobs.kube import read_results, to_csv
+
+    with _connect(kubeconfig, context, namespace) as api:
+        found = read_results(
+            api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
+        )
+    if csv:
+        sys.stdout.write(to_csv(found, limit=limit))
+    else:
+        _console().print(found.table(limit=limit))
+    if plot is not None:
+        written = do_plot(found, plot)
+        print(f"wrote {written}", file=sys.stderr)

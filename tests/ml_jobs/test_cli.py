@@ -114,3 +114,19 @@ def test_cli_start_up_does_not_import_heavy_modules():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_command_is_a_module_level_function():
+    # Commands are importable and testable one by one (not closures inside a registration function).
+    from importlib import import_module
+
+    from ml_jobs.cli import app
+
+    commands = {info.name or info.callback.__name__: info.callback for info in app.registered_commands}
+    assert {"validate", "sweep", "render", "run", "submit", "status", "logs", "cancel", "ls", "results"} <= set(
+        commands
+    )
+    for name, callback in commands.items():
+        assert callback is not None
+        assert callback.__qualname__ == callback.__name__, f"{name} is nested in {callback.__qualname__}"
+        assert getattr(import_module(callback.__module__), callback.__name__) is callback
