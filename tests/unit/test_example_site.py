@@ -5,12 +5,12 @@ from them starts consistent."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from herd_ops.site import NodeClass, cloud_node_classes, on_prem_node_classes
 from ml_jobs import taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,58 +92,6 @@ def test_cluster_networks_do_not_overlap_the_site_or_the_vpc(stack, project_defa
 # ------------------------------------------------------------------------------------- example specs land
 
 
-@dataclass(frozen=True)
-class NodeClass:
-    """Nodes of the example site that register with the same labels and taints."""
-
-    name: str
-    labels: dict[str, str]
-    taints: list[dict[str, str]]
-
-
-def _on_prem_node_classes() -> list[NodeClass]:
-    """Per inventory host, the labels and taints the playbooks give it (see inventory/example/group_vars/all.yml):
-    herd.dev/location=onprem, pool and tier from the host's or its group's herd_node_pool / herd_node_tier, extra
-    herd_node_labels / herd_node_taints, the control-plane role's taints, and the GPU taint on GPU servers."""
-    site = REPO / "inventory" / "example"
-    site_vars = yaml.safe_load((site / "group_vars" / "all.yml").read_text())
-    control_plane_taints = yaml.safe_load(
-        (REPO / "playbooks" / "roles" / "control_plane" / "defaults" / "main.yml").read_text()
-    )["control_plane_taints"]
-    groups = yaml.safe_load((site / "hosts.yml").read_text())["all"]["children"]
-    classes = []
-    for group, members in groups.items():
-        group_file = site / "group_vars" / f"{group}.yml"
-        group_vars = yaml.safe_load(group_file.read_text()) if group_file.exists() else {}
-        for host, host_vars in ((members or {}).get("hosts") or {}).items():
-            hv = {**site_vars, **group_vars, **(host_vars or {})}
-            labels = {
-                taxonomy.LABELS["location"].key: "onprem",
-                taxonomy.LABELS["pool"].key: hv["herd_node_pool"],
-                taxonomy.LABELS["tier"].key: hv["herd_node_tier"],
-                **hv["herd_node_labels"],
-            }
-            taints = list(hv["herd_node_taints"])
-            if group == "control_plane":
-                taints += control_plane_taints
-            if hv["herd_node_tier"] == "gpu":
-                taints.append(taxonomy.GPU_TAINT.as_node_taint())
-            classes.append(NodeClass(f"{group}/{host}", labels, taints))
-    return classes
-
-
-def _cloud_node_classes() -> list[NodeClass]:
-    """Per burst pool of Pulumi.example.yaml, the labels and taints infra registers its nodes with."""
-    from infra import burst_pool
-    from infra import config as stack_config
-
-    cfg = stack_config.load(yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"])
-    return [
-        NodeClass(f"pool/{pool.name}", burst_pool.node_labels(cfg, pool), burst_pool.node_taints(pool))
-        for pool in cfg.pools
-    ]
-
-
 def _expression_holds(expr: dict, labels: dict[str, str]) -> bool:
     key, op, values = expr["key"], expr["operator"], expr.get("values", [])
     if op == "In":
@@ -188,7 +136,9 @@ def lands_on(pod: dict, node: NodeClass) -> bool:
 
 @pytest.fixture(scope="module")
 def node_classes() -> list[NodeClass]:
-    return _on_prem_node_classes() + _cloud_node_classes()
+    return on_prem_node_classes(REPO / "inventory" / "example") + cloud_node_classes(
+        yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"]
+    )
 
 
 def test_node_classes_follow_the_site(node_classes):
@@ -209,7 +159,7 @@ def test_the_node_filter_refuses_what_the_scheduler_refuses(node_classes):
     by_name = {c.name: c for c in node_classes}
     general = {"nodeSelector": {taxonomy.LABELS["tier"].key: "general"}}
     assert not any(lands_on(general, c) for c in node_classes)
-    assert lands_on(general, NodeClass("untainted", by_name["control_plane/cp-01"].labels, []))
+    assert lands_on(general, NodeClass("untainted", "cp-01", by_name["control_plane/cp-01"].labels, []))
     gpu = {"nodeSelector": {taxonomy.LABELS["tier"].key: "gpu"}}
     assert not lands_on(gpu, by_name["pool/gpu-a10g-spot"])
     assert lands_on({**gpu, "tolerations": [taxonomy.GPU_TAINT.as_toleration()]}, by_name["pool/gpu-a10g-spot"])
@@ -241,7 +191,7 @@ def test_a_spec_naming_the_burst_pools_gpu_lands_there_with_time_slicing_on():
     values = yaml.safe_load((REPO / "Pulumi.example.yaml").read_text())["config"]
     cfg = stack_config.load({**values, "herd:gpuTimeSlicingReplicas": 4})
     (pool,) = [p for p in cfg.pools if p.gpu is not None]
-    sliced = NodeClass(pool.name, burst_pool.node_labels(cfg, pool), burst_pool.node_taints(pool))
+    sliced = NodeClass(pool.name, pool.name, burst_pool.node_labels(cfg, pool), burst_pool.node_taints(pool))
     assert sliced.labels[taxonomy.LABELS["gpu_product"].key] == "NVIDIA-A10G-SHARED"
     exp = Experiment(
         name="a10g", image="python:3.11", command=["python"], resources={"gpus": 1, "gpu_product": "NVIDIA-A10G"}

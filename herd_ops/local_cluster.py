@@ -1,0 +1,734 @@
+"""A local real cluster: upstream etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
+their Go modules (``scripts/components.sh``), with KWOK nodes shaped like the example site, on 127.0.0.1 only.
+
+``scripts/local-cluster.sh up`` starts it; ``down`` stops what ``up`` started (by process id) and removes its
+state. What it runs is what a kubeadm control plane runs, minus containers: the API server with TLS,
+client-certificate users from a CA generated here, authorization ``Node,RBAC`` and the admission plugins herd
+relies on; the controller manager with every default controller plus the bootstrap-token ones; the scheduler.
+Nodes are simulated by KWOK: it keeps their leases, moves pods through their phases (herd's stages,
+``kwok_stages.yaml``), and runs nothing.
+
+The in-cluster objects are the Pulumi program's own for the example stack (``Pulumi.example.yaml``), taken from
+its offline plan: team namespaces with Pod Security labels, ResourceQuota, LimitRange, PriorityClasses, the
+``herd-submitter`` Role and its binding, the results StorageClass and claims. NFS cannot run here: each team's
+claim is bound to a ``hostPath`` PersistentVolume labelled ``herd.dev/stand-in=nfs``, the one stand-in.
+
+Users: ``admin`` (``system:masters``) and ``alice``, a member of the vision team's submitter group and nothing
+else; her kubeconfig's namespace is that team's. etcd listens on loopback without TLS (only the API server talks
+to it).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ALICE",
+    "ALICE_TEAM",
+    "SIMULATED_HARDWARE",
+    "LocalCluster",
+    "LocalClusterError",
+    "main",
+    "node_objects",
+    "plan_objects",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_STACK = REPO / "Pulumi.example.yaml"
+EXAMPLE_INVENTORY = REPO / "inventory" / "example"
+STAGES = Path(__file__).with_name("kwok_stages.yaml")
+COMPONENTS_SCRIPT = REPO / "scripts" / "components.sh"
+
+ALICE = "alice"
+ALICE_TEAM = "vision"
+DEFAULT_PORT = 16443
+SIMULATED_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
+STAND_IN_LABEL = {"herd.dev/stand-in": "nfs"}
+# The components up starts, in order; each one's ports are base + offset.
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class LocalClusterError(Exception):
+    """A one-line reason ``up`` or ``down`` cannot do what was asked (nothing was left running)."""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What a simulated node has: the inventory and the stack say a node's identity, not its size."""
+
+    cpu: str
+    memory: str
+    gpus: int = 0
+    gpu_product: str = ""
+    gpu_memory_mib: int = 0
+
+
+# Per pool of the example site. On-prem GPU labels are what GPU feature discovery writes from nvidia-smi on a real
+# server; a burst pool's come from its instance type (Pulumi.example.yaml), as infra labels them.
+SIMULATED_HARDWARE: dict[str, Hardware] = {
+    "control-plane": Hardware("8", "32Gi"),
+    "onprem-cpu": Hardware("64", "256Gi"),
+    "onprem-gpu": Hardware("32", "256Gi", 4, "NVIDIA-H100-80GB-HBM3", 81559),
+    "onprem-a100": Hardware("32", "256Gi", 4, "NVIDIA-A100-SXM4-80GB", 81920),
+    "gpu-a10g-spot": Hardware("8", "32Gi", 1, "", 23028),
+    "cpu-burst": Hardware("32", "64Gi"),
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The loopback ports of one cluster, from one base: the API server's."""
+
+    base: int
+
+    @property
+    def by_process(self) -> dict[str, list[int]]:
+        b = self.base
+        return {
+            "kube-apiserver": [b],
+            "etcd": [b + 1, b + 2],
+            "kube-controller-manager": [b + 3],
+            "kube-scheduler": [b + 4],
+        }
+
+    @property
+    def apiserver(self) -> int:
+        return self.base
+
+    @property
+    def etcd(self) -> int:
+        return self.base + 1
+
+
+# ------------------------------------------------------------------------------------------------ what it holds
+def _stack_values() -> dict[str, Any]:
+    from infra.plan import load_stack_file
+
+    return load_stack_file(EXAMPLE_STACK)
+
+
+def plan_objects(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The Kubernetes objects the Pulumi program declares for the stack (default: the example stack), from its
+    offline plan, in declaration order. Helm releases are not objects (their charts' images cannot run here)."""
+    from infra.plan import run_plan
+
+    plan = run_plan(values if values is not None else _stack_values())
+    not_objects = ("pulumi:providers:kubernetes", "kubernetes:helm.sh/v3:Release")
+    return [r.inputs for r in plan.resources if r.type.startswith("kubernetes:") and r.type not in not_objects]
+
+
+def node_objects(version: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A Node per host of the example inventory and one per burst pool of the stack, with the labels and taints
+    the playbooks and infra give them, the capacity of :data:`SIMULATED_HARDWARE`, managed by KWOK."""
+    from herd_ops.site import cloud_node_classes, on_prem_node_classes
+    from ml_jobs import taxonomy
+
+    classes = on_prem_node_classes(EXAMPLE_INVENTORY) + cloud_node_classes(
+        values if values is not None else _stack_values()
+    )
+    nodes = []
+    for c in classes:
+        pool = c.labels[taxonomy.LABELS["pool"].key]
+        hw = SIMULATED_HARDWARE[pool]
+        name = c.host if not c.name.startswith("pool/") else f"{c.host}-1"
+        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+        labels.update(c.labels)
+        capacity = {"cpu": hw.cpu, "memory": hw.memory, "pods": "110", "ephemeral-storage": "500Gi"}
+        if hw.gpus:
+            capacity[taxonomy.GPU_RESOURCE] = str(hw.gpus)
+            product = labels.get(taxonomy.LABELS["gpu_product"].key) or hw.gpu_product
+            labels[taxonomy.LABELS["gpu_product"].key] = product
+            labels[taxonomy.LABELS["gpu_count"].key] = str(hw.gpus)
+            labels[taxonomy.LABELS["gpu_memory"].key] = str(hw.gpu_memory_mib)
+        if name == "cp-01":
+            labels["node-role.kubernetes.io/control-plane"] = ""
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels, "annotations": dict(SIMULATED_NODE_ANNOTATION)},
+                "spec": {"taints": c.taints},
+                "status": {
+                    "capacity": capacity,
+                    "allocatable": capacity,
+                    "nodeInfo": {
+                        "kubeletVersion": version,
+                        "kubeProxyVersion": version,
+                        "containerRuntimeVersion": "kwok",
+                        "operatingSystem": "linux",
+                        "architecture": "amd64",
+                        "osImage": "KWOK simulated node",
+                        "kernelVersion": "",
+                        "bootID": "",
+                        "machineID": "",
+                        "systemUUID": "",
+                    },
+                },
+            }
+        )
+    return nodes
+
+
+def stand_in_volumes(objects: Iterable[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """A hostPath PersistentVolume pre-bound to each results claim: the stand-in for the NFS provisioner."""
+    volumes = []
+    for claim in objects:
+        if claim["kind"] != "PersistentVolumeClaim":
+            continue
+        meta, spec = claim["metadata"], claim["spec"]
+        name = f"{meta['namespace']}-{meta['name']}"
+        volumes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name, "labels": dict(STAND_IN_LABEL)},
+                "spec": {
+                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                    "accessModes": spec["accessModes"],
+                    "storageClassName": spec["storageClassName"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "claimRef": {"namespace": meta["namespace"], "name": meta["name"]},
+                    "hostPath": {"path": str(root / name), "type": "DirectoryOrCreate"},
+                },
+            }
+        )
+    return volumes
+
+
+# ------------------------------------------------------------------------------------------------ certificates
+def _openssl(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, text=True, input=stdin)
+
+
+class _Pki:
+    """A CA of this cluster and the certificates it signs (P-256 keys)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ca = self.dir / "ca.crt"
+        self.ca_key = self.dir / "ca.key"
+
+    def _key(self, name: str) -> Path:
+        key = self.dir / f"{name}.key"
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
+        key.chmod(0o600)
+        return key
+
+    def create_ca(self) -> None:
+        self._key("ca")
+        _openssl(
+            "req", "-x509", "-new", "-key", str(self.ca_key), "-out", str(self.ca), "-days", "3650",
+            "-subj", "/CN=herd-local-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        )  # fmt: skip
+
+    def sign(self, name: str, subject: str, usage: str, sans: str = "") -> tuple[Path, Path]:
+        key = self._key(name)
+        csr, cert = self.dir / f"{name}.csr", self.dir / f"{name}.crt"
+        _openssl("req", "-new", "-key", str(key), "-out", str(csr), "-subj", subject)
+        ext = f"keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n"
+        if sans:
+            ext += f"subjectAltName={sans}\n"
+        ext_file = self.dir / f"{name}.ext"
+        ext_file.write_text(ext)
+        _openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(self.ca_key), "-CAcreateserial",
+            "-out", str(cert), "-days", "365", "-extfile", str(ext_file),
+        )  # fmt: skip
+        csr.unlink()
+        ext_file.unlink()
+        return cert, key
+
+    def service_account_keys(self) -> tuple[Path, Path]:
+        key = self._key("sa")
+        pub = self.dir / "sa.pub"
+        _openssl("pkey", "-in", str(key), "-pubout", "-out", str(pub))
+        return key, pub
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca: Path, client: tuple[Path, Path], user: str, *, namespace: str | None = None
+) -> Path:
+    """A self-contained kubeconfig (certificates embedded), mode 0600."""
+    cert, key = client
+    context: dict[str, Any] = {"cluster": "herd-local", "user": user}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "herd-local", "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}
+        ],
+        "users": [{"name": user, "user": {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}}],
+        "contexts": [{"name": f"{user}@herd-local", "context": context}],
+        "current-context": f"{user}@herd-local",
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ the cluster
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _alive(pid: int, binary: str) -> bool:
+    """Whether ``pid`` is still the process ``up`` started (not a recycled id)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return False
+    return Path(cmdline).name == binary
+
+
+def components_dir() -> Path:
+    """Where the built components are: ``$HERD_COMPONENTS_BIN``, else what ``scripts/components.sh --dir`` says."""
+    if env := os.environ.get("HERD_COMPONENTS_BIN"):
+        return Path(env)
+    done = subprocess.run(["bash", str(COMPONENTS_SCRIPT), "--dir"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise LocalClusterError(lines[-1] if lines else "the components are not built: run scripts/components.sh")
+    return Path(done.stdout.strip())
+
+
+class LocalCluster:
+    """One local real cluster, its state in ``directory`` (certificates, data, logs, process ids, kubeconfigs).
+
+    Attributes:
+        directory: the state directory.
+        ports: its loopback ports.
+    """
+
+    def __init__(self, directory: Path, base_port: int = DEFAULT_PORT, bin_dir: Path | None = None) -> None:
+        self.directory = directory.resolve()
+        self.ports = Ports(base_port)
+        self._bin = bin_dir
+        self.admin_kubeconfig = self.directory / "admin.kubeconfig"
+        self.alice_kubeconfig = self.directory / "alice.kubeconfig"
+
+    # -------------------------------------------------------------- paths
+    @property
+    def bin(self) -> Path:
+        if self._bin is None:
+            self._bin = components_dir()
+        return self._bin
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    def _pid_file(self, name: str) -> Path:
+        return self.directory / "pids" / f"{name}.pid"
+
+    def running(self) -> dict[str, int]:
+        """The processes of this cluster still alive, by name."""
+        alive = {}
+        for name in PROCESSES:
+            f = self._pid_file(name)
+            if f.exists() and _alive(int(f.read_text()), name):
+                alive[name] = int(f.read_text())
+        return alive
+
+    # -------------------------------------------------------------- up
+    def up(self, log: Any = print) -> None:
+        """Start everything; return once the cluster answers and holds the example site's objects and nodes.
+
+        Raises:
+            LocalClusterError: already running, a port taken, a binary missing, or a component did not start
+                (then everything this call started is stopped again).
+        """
+        if alive := self.running():
+            name, pid = next(iter(alive.items()))
+            raise LocalClusterError(
+                f"a local cluster is already running from {self.directory} ({name} pid {pid}); "
+                "run `scripts/local-cluster.sh down` first"
+            )
+        for binary in PROCESSES:
+            if not (self.bin / binary).exists():
+                raise LocalClusterError(f"{binary} not found in {self.bin}: build it with scripts/components.sh")
+        for name, ports in self.ports.by_process.items():
+            for port in ports:
+                if _port_taken(port):
+                    raise LocalClusterError(
+                        f"port {port} on 127.0.0.1 ({name}) is taken: stop what holds it, or choose other ports "
+                        "with HERD_LOCAL_CLUSTER_PORT"
+                    )
+        if self.directory.exists():
+            self._remove_state()
+        try:
+            self._start(log)
+        except BaseException:
+            self._stop()  # nothing left running; the logs stay for a look (the next up or down removes them)
+            raise
+
+    def _start(self, log: Any) -> None:
+        started = time.monotonic()
+        values = _stack_values()
+        from infra import config as stack
+
+        cfg = stack.load(values)
+        for sub in ("pki", "pids", "logs", "etcd", "volumes"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        pki = self._certificates(cfg)
+        (self.directory / "ports").write_text(str(self.ports.base))
+
+        self._spawn("etcd", self._etcd_args())
+        self._wait(f"http://127.0.0.1:{self.ports.etcd}/health", "etcd", ssl_context=None)
+        self._spawn("kube-apiserver", self._apiserver_args(cfg, pki))
+        self._wait(f"{self.server}/readyz", "kube-apiserver", ssl_context=self._admin_ssl())
+        self._spawn("kube-controller-manager", self._controller_manager_args(cfg, pki))
+        self._spawn("kube-scheduler", self._scheduler_args(pki))
+        self._spawn("kwok", self._kwok_args())
+
+        version = self.version()
+        objects = plan_objects(values)
+        self.apply(objects)
+        self.apply(stand_in_volumes(objects, self.directory / "volumes"))
+        self.kubectl("create", "-f", "-", stdin=_as_list(node_objects(version, values)))
+        self._wait_until_usable(objects)
+        log(f"local cluster {version} up in {time.monotonic() - started:.0f} s at {self.server}")
+
+    def _certificates(self, cfg: Any) -> dict[str, tuple[Path, Path]]:
+        from ipaddress import ip_network
+
+        pki = _Pki(self.directory / "pki")
+        pki.create_ca()
+        first_service_ip = next(ip_network(cfg.service_cidr).hosts())
+        names = [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        sans = ",".join(["IP:127.0.0.1", f"IP:{first_service_ip}", "DNS:localhost", *(f"DNS:{n}" for n in names)])
+        groups = "/".join(f"O={g}" for g in next(t for t in cfg.teams if t.name == ALICE_TEAM).submitters)
+        certs = {
+            "apiserver": pki.sign("apiserver", "/CN=kube-apiserver", "serverAuth", sans),
+            "apiserver-kubelet-client": pki.sign(
+                "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "clientAuth"
+            ),
+            "admin": pki.sign("admin", "/O=system:masters/CN=herd-admin", "clientAuth"),
+            "alice": pki.sign("alice", f"/{groups}/CN={ALICE}", "clientAuth"),
+            "kube-controller-manager": pki.sign("kcm", "/CN=system:kube-controller-manager", "clientAuth"),
+            "kube-scheduler": pki.sign("scheduler", "/CN=system:kube-scheduler", "clientAuth"),
+            "sa": pki.service_account_keys(),
+        }
+        write_kubeconfig(self.admin_kubeconfig, self.server, pki.ca, certs["admin"], "admin")
+        write_kubeconfig(self.alice_kubeconfig, self.server, pki.ca, certs["alice"], ALICE, namespace=ALICE_TEAM)
+        for component in ("kube-controller-manager", "kube-scheduler"):
+            kubeconfig = self.directory / f"{component}.kubeconfig"
+            write_kubeconfig(kubeconfig, self.server, pki.ca, certs[component], component)
+        return certs
+
+    def _etcd_args(self) -> list[str]:
+        client, peer = f"http://127.0.0.1:{self.ports.etcd}", f"http://127.0.0.1:{self.ports.etcd + 1}"
+        return [
+            "--name=local",
+            f"--data-dir={self.directory / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=local={peer}",
+            "--unsafe-no-fsync",  # a throwaway cluster: durability is not the point, two cores' disk time is
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, cfg: Any, pki: dict[str, tuple[Path, Path]]) -> list[str]:
+        d = self.directory / "pki"
+        cert, key = pki["apiserver"]
+        kubelet_cert, kubelet_key = pki["apiserver-kubelet-client"]
+        sa_key, sa_pub = pki["sa"]
+        return [
+            f"--etcd-servers=http://127.0.0.1:{self.ports.etcd}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.ports.apiserver}",
+            f"--tls-cert-file={cert}",
+            f"--tls-private-key-file={key}",
+            f"--client-ca-file={d / 'ca.crt'}",
+            f"--kubelet-client-certificate={kubelet_cert}",
+            f"--kubelet-client-key={kubelet_key}",
+            f"--service-cluster-ip-range={cfg.service_cidr}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={sa_pub}",
+            f"--service-account-signing-key-file={sa_key}",
+            "--authorization-mode=Node,RBAC",
+            # On by default too, named so the cluster says what it enforces: PodSecurity, ResourceQuota,
+            # LimitRanger, Priority (and the rest of the defaults); NodeRestriction as kubeadm enables it.
+            "--enable-admission-plugins=NodeRestriction,PodSecurity,ResourceQuota,LimitRanger,Priority",
+            "--enable-bootstrap-token-auth=true",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_args(self, cfg: Any, pki: dict[str, tuple[Path, Path]]) -> list[str]:
+        d = self.directory / "pki"
+        kubeconfig = self.directory / "kube-controller-manager.kubeconfig"
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports.base + 3}",
+            "--controllers=*,bootstrapsigner,tokencleaner",
+            f"--root-ca-file={d / 'ca.crt'}",
+            f"--service-account-private-key-file={pki['sa'][0]}",
+            "--use-service-account-credentials=true",
+            f"--cluster-signing-cert-file={d / 'ca.crt'}",
+            f"--cluster-signing-key-file={d / 'ca.key'}",
+            f"--cluster-name={cfg.cluster_name}",
+            f"--service-cluster-ip-range={cfg.service_cidr}",
+            "--leader-elect=false",
+        ]
+
+    def _scheduler_args(self, pki: dict[str, tuple[Path, Path]]) -> list[str]:
+        kubeconfig = self.directory / "kube-scheduler.kubeconfig"
+        config = self.directory / "kube-scheduler.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kubescheduler.config.k8s.io/v1",
+                    "kind": "KubeSchedulerConfiguration",
+                    # With --config the scheduler ignores --kubeconfig: the connection is named here.
+                    "clientConnection": {"kubeconfig": str(kubeconfig)},
+                    "leaderElection": {"leaderElect": False},
+                }
+            )
+        )
+        return [
+            f"--config={config}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports.base + 4}",
+        ]
+
+    def _kwok_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.admin_kubeconfig}",
+            f"--config={STAGES}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector="
+            + ",".join(f"{k}={v}" for k, v in SIMULATED_NODE_ANNOTATION.items()),
+            "--server-address=",
+        ]
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.directory / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [str(self.bin / name), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `up`; `down` stops it by its pid
+            cwd=self.directory,
+        )
+        self._pid_file(name).write_text(str(proc.pid))
+        time.sleep(0.2)
+        if proc.poll() is not None:
+            raise LocalClusterError(self._died(name))
+
+    def _died(self, name: str) -> str:
+        lines = (self.directory / "logs" / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else "no output"
+        return f"{name} exited at start: {last[:300]} (log: {self.directory / 'logs' / (name + '.log')})"
+
+    def _admin_ssl(self) -> ssl.SSLContext:
+        pki = self.directory / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return ctx
+
+    def _wait(self, url: str, name: str, ssl_context: ssl.SSLContext | None, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = int(self._pid_file(name).read_text())
+            if not _alive(pid, name):
+                raise LocalClusterError(self._died(name))
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(url, timeout=5, context=ssl_context) as answer,
+            ):
+                if answer.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"{name} did not answer {url} within {timeout:.0f} s")
+            time.sleep(0.3)
+
+    def _wait_until_usable(self, objects: list[dict[str, Any]], timeout: float = 120.0) -> None:
+        """Until every simulated node is Ready and every team namespace has its default ServiceAccount (which
+        pods need, and the controller manager creates)."""
+        namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
+            ready = all(
+                any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                for n in nodes
+            )
+            accounts = {
+                sa["metadata"]["namespace"]
+                for sa in json.loads(self.kubectl("get", "serviceaccounts", "-A", "-o", "json"))["items"]
+                if sa["metadata"]["name"] == "default"
+            }
+            if nodes and ready and set(namespaces) <= accounts:
+                return
+            for name in PROCESSES:
+                if name not in self.running():
+                    raise LocalClusterError(self._died(name))
+            if time.monotonic() > deadline:
+                raise LocalClusterError(
+                    f"nodes or service accounts not ready within {timeout:.0f} s (logs: {self.directory / 'logs'})"
+                )
+            time.sleep(0.5)
+
+    # -------------------------------------------------------------- using it
+    def kubectl(self, *args: str, stdin: str | None = None, kubeconfig: Path | None = None) -> str:
+        """Run the pinned kubectl against this cluster (as admin unless told otherwise); its stdout."""
+        done = subprocess.run(
+            [str(self.bin / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise LocalClusterError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
+        return done.stdout
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        """Server-side apply ``objects`` as admin, in order."""
+        self.kubectl(
+            "apply", "--server-side", "--field-manager=herd-local-cluster", "-f", "-", stdin=_as_list(objects)
+        )
+
+    def version(self) -> str:
+        """The API server's ``gitVersion``."""
+        return json.loads(self.kubectl("get", "--raw", "/version"))["gitVersion"]
+
+    # -------------------------------------------------------------- down
+    def down(self, quiet: bool = False) -> list[str]:
+        """Stop what ``up`` started (by process id, newest first) and remove the state directory; the names of the
+        processes stopped."""
+        stopped = self._stop()
+        if self.directory.exists():
+            self._remove_state()
+        if not quiet and not stopped:
+            print(f"no local cluster was running from {self.directory}")
+        return stopped
+
+    def _stop(self, timeout: float = 20.0) -> list[str]:
+        stopped = []
+        for name in reversed(PROCESSES):
+            f = self._pid_file(name)
+            if not f.exists():
+                continue
+            pid = int(f.read_text())
+            if _alive(pid, name):
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout
+                while _alive(pid, name) and time.monotonic() < deadline:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                    time.sleep(0.1)
+                if _alive(pid, name):
+                    os.kill(pid, signal.SIGKILL)
+                stopped.append(name)
+        return stopped
+
+    def _remove_state(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.directory)
+
+
+def _as_list(objects: list[dict[str, Any]]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+
+
+@contextlib.contextmanager
+def started(directory: Path, base_port: int, bin_dir: Path | None = None) -> Iterator[LocalCluster]:
+    """A cluster that is up inside the block and down after it, also when the block fails."""
+    cluster = LocalCluster(directory, base_port, bin_dir)
+    cluster.up(log=lambda _m: None)
+    try:
+        yield cluster
+    finally:
+        cluster.down(quiet=True)
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def default_directory() -> Path:
+    """``$HERD_LOCAL_CLUSTER_DIR``, else ``.herd/local-cluster`` in the repository."""
+    return Path(os.environ.get("HERD_LOCAL_CLUSTER_DIR") or REPO / ".herd" / "local-cluster")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    usage = "usage: scripts/local-cluster.sh up|down|status"
+    if len(args) != 1 or args[0] not in ("up", "down", "status"):
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        base = int(os.environ.get("HERD_LOCAL_CLUSTER_PORT") or DEFAULT_PORT)
+    except ValueError:
+        got = os.environ["HERD_LOCAL_CLUSTER_PORT"]
+        print(f"local-cluster: HERD_LOCAL_CLUSTER_PORT must be a port number, got {got!r}", file=sys.stderr)
+        return 2
+    cluster = LocalCluster(default_directory(), base)
+    try:
+        if args[0] == "up":
+            cluster.up()
+            print(f"admin:  {cluster.admin_kubeconfig}")
+            print(f"alice:  {cluster.alice_kubeconfig}  (team {ALICE_TEAM})")
+            print(f"try:    KUBECONFIG={cluster.alice_kubeconfig} .venv/bin/ml-jobs ls")
+        elif args[0] == "down":
+            stopped = cluster.down()
+            if stopped:
+                print(f"stopped {', '.join(stopped)}; removed {cluster.directory}")
+        else:
+            alive = cluster.running()
+            if not alive:
+                print(f"no local cluster running from {cluster.directory}")
+                return 1
+            print(f"{cluster.server} ({', '.join(f'{n} {p}' for n, p in alive.items())})")
+    except LocalClusterError as e:
+        print(f"local-cluster: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
