@@ -18,22 +18,25 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from infra._instance_types import GpuSpec, InstanceTypeError, gpu_of
 from ml_jobs import taxonomy
 
 __all__ = [
+    "BGP_ASN_MAX",
     "PROJECT",
     "PROJECT_FILE",
     "SUPPORTED_MINORS",
+    "TUNNEL_CHOICES",
+    "ZONES_FILE",
     "ConfigError",
     "Declaration",
     "Limits",
@@ -41,9 +44,11 @@ __all__ = [
     "Quota",
     "StackConfig",
     "Team",
+    "TunnelOptions",
     "declarations",
     "from_pulumi",
     "load",
+    "region_zones",
 ]
 
 PROJECT = "herd"
@@ -65,6 +70,54 @@ _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _MAX_MTU_OVER_VPN = 1436 - 50
 # Label prefixes a kubelet may not set on its own Node (NodeRestriction admission).
 _RESTRICTED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
+ZONES_FILE = Path(__file__).resolve().parent / "availability_zones.yaml"
+# A customer gateway's bgpAsn goes up to this; larger (4-byte) ASNs go in bgpAsnExtended.
+BGP_ASN_MAX = 2147483647
+# AS_TRANS (RFC 6793): the placeholder 2-byte speakers see for a 4-byte ASN, never a router's own.
+_AS_TRANS = 23456
+# The VPN tunnel options herd permits, by field (the strong subset of what AWS accepts), and why the rest go.
+TUNNEL_CHOICES: dict[str, tuple[Any, ...]] = {
+    "ikeVersions": ("ikev2",),
+    "phase1EncryptionAlgorithms": ("AES256", "AES256-GCM-16"),
+    "phase1IntegrityAlgorithms": ("SHA2-256", "SHA2-384", "SHA2-512"),
+    "phase1DhGroupNumbers": (14, 15, 16, 17, 18, 19, 20, 21),
+    "phase2EncryptionAlgorithms": ("AES256", "AES256-GCM-16"),
+    "phase2IntegrityAlgorithms": ("SHA2-256", "SHA2-384", "SHA2-512"),
+    "phase2DhGroupNumbers": (14, 15, 16, 17, 18, 19, 20, 21),
+}
+# What AWS accepts but herd refuses, by option (without its phase1/phase2 prefix), and why. AWS's valid values are
+# those the provider documents on aws.ec2.VpnConnection's tunnel1_* arguments.
+_TUNNEL_WEAK: dict[str, dict[Any, str]] = {
+    "ikeVersions": {"ikev1": "herd's tunnels use IKEv2 only"},
+    "EncryptionAlgorithms": {
+        "AES128": "herd's tunnels use 256-bit AES (AES256 or AES256-GCM-16)",
+        "AES128-GCM-16": "herd's tunnels use 256-bit AES (AES256 or AES256-GCM-16)",
+    },
+    "IntegrityAlgorithms": {"SHA1": "SHA-1 is broken; use SHA2-256, SHA2-384 or SHA2-512"},
+    "DhGroupNumbers": {
+        2: "DH group 2 (1024-bit MODP) is too small; use groups 14 to 21",
+        5: "DH group 5 (1536-bit MODP) is too small; use groups 14 to 21",
+        22: "RFC 8247 says not to use DH group 22 (1024-bit MODP, 160-bit subgroup); use groups 14 to 21",
+        23: "RFC 8247 says not to use DH group 23 (2048-bit MODP, 224-bit subgroup); use groups 14 to 21",
+        24: "RFC 8247 says not to use DH group 24 (2048-bit MODP, 256-bit subgroup); use groups 14 to 21",
+    },
+}
+# IPv4 ranges the internet does not route to a VPN peer (IANA special-purpose registry, "globally reachable: no"),
+# by what they are. The documentation ranges (RFC 5737) are allowed so that examples can use them.
+_NOT_ROUTED = (
+    ("0.0.0.0/8", "'this network'"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "shared carrier-grade NAT space (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "reserved for IETF protocol assignments"),
+    ("192.88.99.0/24", "the retired 6to4 relay anycast range"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("198.18.0.0/15", "reserved for network benchmarking"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved (class E)"),
+)
 
 
 class ConfigError(ValueError):
@@ -275,11 +328,34 @@ class Limits(_Model):
         return _quantity(v)
 
 
+# Why a system: group may not submit: who is in it.
+_SYSTEM_GROUPS = {
+    "system:unauthenticated": "the group of every request without credentials",
+    "system:anonymous": "the user Kubernetes gives requests without credentials",
+    "system:authenticated": "the group of every user and service account with any valid credential",
+    "system:serviceaccounts": "the group of every service account in the cluster",
+    "system:masters": "the group that is cluster-admin",
+    "system:nodes": "the group of every kubelet",
+    "system:bootstrappers": "the group of every bootstrap-token holder",
+}
+
+
+def _submitter(group: str) -> str:
+    if not group.strip():
+        raise ValueError("group names must not be empty")
+    if group.startswith("system:"):
+        who = _SYSTEM_GROUPS.get(group, "a name Kubernetes reserves for its own groups and users")
+        raise ValueError(
+            f"{group!r} is {who}; submitters must be groups of the team's own people, never system: ones"
+        )
+    return group
+
+
 class Team(_Model):
     """One team namespace."""
 
     name: str = Field(max_length=63)
-    submitters: list[str]
+    submitters: list[Annotated[str, AfterValidator(_submitter)]]
     quota: Quota
     limits: Limits
 
@@ -292,13 +368,22 @@ class Team(_Model):
             raise ValueError(f"{v!r} is a namespace Kubernetes owns")
         return v
 
-    @field_validator("submitters")
-    @classmethod
-    def _submitters(cls, v: list[str]) -> list[str]:
-        for group in v:
-            if not group.strip():
-                raise ValueError("group names must not be empty")
-        return v
+
+class TunnelOptions(_Model):
+    """IPsec options both VPN tunnels permit (checked against TUNNEL_CHOICES after loading)."""
+
+    ike_versions: list[str] = Field(min_length=1)
+    phase1_encryption_algorithms: list[str] = Field(min_length=1)
+    phase1_integrity_algorithms: list[str] = Field(min_length=1)
+    phase1_dh_group_numbers: list[int] = Field(min_length=1)
+    phase2_encryption_algorithms: list[str] = Field(min_length=1)
+    phase2_integrity_algorithms: list[str] = Field(min_length=1)
+    phase2_dh_group_numbers: list[int] = Field(min_length=1)
+
+    def by_field(self) -> dict[str, list[Any]]:
+        """The options by their config names (``ikeVersions``: [...]), in TUNNEL_CHOICES order."""
+        values = self.model_dump(by_alias=True)
+        return {name: values[name] for name in TUNNEL_CHOICES}
 
 
 class StackConfig(_Model):
@@ -318,6 +403,7 @@ class StackConfig(_Model):
     onprem_cidrs: list[str] = Field(min_length=1)
     onprem_vpn_public_ip: str
     onprem_bgp_asn: int = Field(ge=1, le=4294967294)
+    vpn_tunnel_options: TunnelOptions
     cni_mtu: int = Field(ge=1200)
     pools: list[Pool]
     gpu_ami_parameter: str
@@ -391,6 +477,9 @@ def load(values: Mapping[str, Any], project_file: Path = PROJECT_FILE) -> StackC
             resolved[key] = decl.default
         else:
             raise ConfigError(key, f"required; set it with `pulumi config set {key} <value>` ({decl.description})")
+    tunnel_key = f"{prefix}vpnTunnelOptions"
+    # Key by key over the declared default, so a stack narrows one list without restating the others.
+    resolved[tunnel_key] = {**decls[tunnel_key].default, **_mapping(resolved[tunnel_key], tunnel_key)}
     region = values.get(REGION_KEY)
     if not region:
         raise ConfigError(REGION_KEY, "required; set it with `pulumi config set aws:region <region>`")
@@ -489,6 +578,7 @@ def _check(cfg: StackConfig) -> None:
     p = f"{PROJECT}:"
     if not _REGION.match(cfg.aws_region):
         raise ConfigError(REGION_KEY, f"{cfg.aws_region!r} is not an AWS region name (e.g. eu-central-1)")
+    _check_region(cfg)
     if not re.match(r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$", cfg.cluster_name):
         raise ConfigError(p + "clusterName", "1-24 lower-case letters, digits and dashes, starting with a letter")
 
@@ -524,22 +614,7 @@ def _check(cfg: StackConfig) -> None:
     _reachable_over_vpn(host, onprem, p + "controlPlaneEndpoint")
     _reachable_over_vpn(cfg.nfs_server, onprem, p + "nfsServer")
 
-    try:
-        vpn_ip = ipaddress.IPv4Address(cfg.onprem_vpn_public_ip)
-    except ValueError:
-        raise ConfigError(
-            p + "onpremVpnPublicIp", f"{cfg.onprem_vpn_public_ip!r} is not an IPv4 address"
-        ) from None
-    not_public = (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "100.64.0.0/10",
-    )
-    if vpn_ip.is_multicast or vpn_ip.is_unspecified or any(vpn_ip in ipaddress.ip_network(n) for n in not_public):
-        raise ConfigError(p + "onpremVpnPublicIp", f"{vpn_ip} is not a public address the VPN can reach")
+    _check_vpn(cfg)
 
     if cfg.cni_mtu > _MAX_MTU_OVER_VPN:
         raise ConfigError(
@@ -563,6 +638,68 @@ def _check(cfg: StackConfig) -> None:
 
     _check_pools(cfg)
     _check_teams(cfg)
+
+
+@cache
+def _zone_counts() -> dict[str, int]:
+    return {str(k): int(v) for k, v in yaml.safe_load(ZONES_FILE.read_text(encoding="utf-8"))["zones"].items()}
+
+
+def region_zones(region: str) -> int | None:
+    """How many Availability Zones ``region`` has (infra/availability_zones.yaml), or None if not listed."""
+    return _zone_counts().get(region)
+
+
+def _check_region(cfg: StackConfig) -> None:
+    from pulumi_aws import Region  # the provider's own list of region names
+
+    regions = [r.value for r in Region]
+    if cfg.aws_region not in regions:
+        close = difflib.get_close_matches(cfg.aws_region, regions, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(REGION_KEY, f"{cfg.aws_region!r} is not an AWS region{hint}")
+    zones = region_zones(cfg.aws_region)
+    if zones is not None and cfg.availability_zones > zones:
+        raise ConfigError(
+            f"{PROJECT}:availabilityZones",
+            f"{cfg.availability_zones}, but {cfg.aws_region} has {zones} availability zones",
+        )
+
+
+def _check_vpn(cfg: StackConfig) -> None:
+    p = f"{PROJECT}:"
+    try:
+        vpn_ip = ipaddress.IPv4Address(cfg.onprem_vpn_public_ip)
+    except ValueError:
+        raise ConfigError(
+            p + "onpremVpnPublicIp", f"{cfg.onprem_vpn_public_ip!r} is not an IPv4 address"
+        ) from None
+    for net, what in _NOT_ROUTED:
+        if vpn_ip in ipaddress.IPv4Network(net):
+            raise ConfigError(
+                p + "onpremVpnPublicIp",
+                f"{vpn_ip} is in {net}, {what}: not an address the internet routes; give the on-prem VPN "
+                "router's public IPv4 address",
+            )
+    if cfg.onprem_bgp_asn == _AS_TRANS:
+        raise ConfigError(
+            p + "onpremBgpAsn", "23456 is AS_TRANS, the stand-in for 4-byte ASNs (RFC 6793), never a router's own"
+        )
+    options = cfg.vpn_tunnel_options.by_field()
+    for name, allowed in TUNNEL_CHOICES.items():
+        weak = _TUNNEL_WEAK[name.removeprefix("phase1").removeprefix("phase2")]
+        for i, value in enumerate(options[name]):
+            key = f"{p}vpnTunnelOptions.{name}[{i}]"
+            if value in allowed:
+                if value in options[name][:i]:
+                    raise ConfigError(key, f"{value!r} is listed twice")
+                continue
+            if value in weak:
+                raise ConfigError(key, f"{value!r} is refused: {weak[value]}")
+            close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            shown = ", ".join(str(a) for a in allowed)
+            raise ConfigError(key, f"{value!r} is not one of {shown}{hint}")
 
 
 def _reachable_over_vpn(host: str, onprem: list[ipaddress.IPv4Network], key: str) -> None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import StackConfig
+from infra.config import BGP_ASN_MAX, StackConfig
 
-__all__ = ["NODE_INGRESS", "Network", "NodePort"]
+__all__ = ["NODE_INGRESS", "Network", "NodePort", "customer_gateway_asn", "tunnel_arguments"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,19 @@ NODE_INGRESS: tuple[NodePort, ...] = (
     NodePort("icmp", -1, -1, "path-MTU discovery across the tunnel (fragmentation-needed)"),
     NodePort("tcp", 22, 22, "SSH for the operator, from on-prem only", onprem_only=True),
 )
+
+
+def customer_gateway_asn(asn: int) -> dict[str, str]:
+    """The customer gateway's ASN argument: ``bgp_asn`` up to 2147483647, ``bgp_asn_extended`` above (AWS keeps
+    4-byte ASNs such as the private 4200000000-4294967294 in a field of their own)."""
+    return {"bgp_asn": str(asn)} if asn <= BGP_ASN_MAX else {"bgp_asn_extended": str(asn)}
+
+
+def tunnel_arguments(cfg: StackConfig) -> dict[str, list]:
+    """The IPsec options of both tunnels as VpnConnection arguments: each field of herd:vpnTunnelOptions
+    (``phase1_dh_group_numbers``) becomes ``tunnel1_<field>`` and ``tunnel2_<field>``."""
+    options = cfg.vpn_tunnel_options.model_dump()
+    return {f"tunnel{n}_{field}": list(values) for n in (1, 2) for field, values in options.items()}
 
 
 class Network(pulumi.ComponentResource):
@@ -91,7 +104,7 @@ class Network(pulumi.ComponentResource):
         )
         customer_gateway = aws.ec2.CustomerGateway(
             f"{name}-onprem-router",
-            bgp_asn=str(cfg.onprem_bgp_asn),
+            **customer_gateway_asn(cfg.onprem_bgp_asn),
             ip_address=cfg.onprem_vpn_public_ip,
             type="ipsec.1",
             tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
@@ -103,6 +116,7 @@ class Network(pulumi.ComponentResource):
             vpn_gateway_id=self.vpn_gateway.id,
             type="ipsec.1",
             static_routes_only=True,
+            **tunnel_arguments(cfg),
             tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
             opts=child,
         )

@@ -112,8 +112,9 @@ class PlanMocks(Mocks):
     pre-shared keys, access keys) are generated fresh on each run.
     """
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, zones: int = 3) -> None:
         self.region = region
+        self.zones = zones
         self.resources: dict[tuple[str, str], PlannedResource] = {}
         self._lock = threading.Lock()
 
@@ -150,8 +151,10 @@ class PlanMocks(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{z}" for z in "abc"]
-            return {"id": self.region, "names": names, "zoneIds": [f"mock-az{i}" for i in range(3)]}, []
+            # As many zones as the region has (infra/availability_zones.yaml), named as AWS names them.
+            names = [f"{self.region}{letter}" for letter in "abcdefgh"[: self.zones]]
+            ids = [f"mock-az{n + 1}" for n in range(self.zones)]
+            return {"id": self.region, "names": names, "zoneIds": ids}, []
         if args.token == "aws:ssm/getParameter:getParameter":
             name = args.args["name"]
             ami = "ami-0" + hashlib.sha256(name.encode()).hexdigest()[:16]
@@ -223,7 +226,14 @@ def run_plan(
     """
     config.load(values, project_file)  # refuse bad config before any resource is declared
     region = str(values[config.REGION_KEY])
-    mocks = PlanMocks(region)
+    zones = config.region_zones(region)
+    if zones is None:
+        raise config.ConfigError(
+            config.REGION_KEY,
+            f"herd-plan does not know how many availability zones {region} has (add it to "
+            "infra/availability_zones.yaml); `pulumi preview` asks AWS instead",
+        )
+    mocks = PlanMocks(region, zones)
     from pulumi.runtime import settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
@@ -278,6 +288,27 @@ def _route_target(route: Mapping[str, Any]) -> str:
     return "VPN" if "vgw" in str(route.get("gatewayId")) else "IGW"
 
 
+def _vpn(i: Mapping[str, Any]) -> str:
+    """Routing, then the IPsec options: once if both tunnels agree (herd sets them alike), else per tunnel."""
+    routing = "IPsec, static routes" if i.get("staticRoutesOnly") else "IPsec, BGP"
+
+    def joined(n: int, field: str) -> str:
+        return "/".join(str(v) for v in i.get(f"tunnel{n}{field}") or ["AWS default"])
+
+    def tunnel(n: int) -> str:
+        phases = [
+            f"phase {ph} {joined(n, f'Phase{ph}EncryptionAlgorithms')}, "
+            f"{joined(n, f'Phase{ph}IntegrityAlgorithms')}, DH {joined(n, f'Phase{ph}DhGroupNumbers')}"
+            for ph in (1, 2)
+        ]
+        return "; ".join([f"IKE {joined(n, 'IkeVersions')}", *phases])
+
+    first, second = tunnel(1), tunnel(2)
+    if first == second:
+        return f"{routing}; both tunnels: {first}"
+    return f"{routing}; tunnel 1: {first}; tunnel 2: {second}"
+
+
 def _launch_template(i: Mapping[str, Any]) -> str:
     ebs = i["blockDeviceMappings"][0]["ebs"]
     meta = i["metadataOptions"]
@@ -307,8 +338,12 @@ def _summary(r: PlannedResource) -> str:
         "Vpc": lambda: i["cidrBlock"],
         "Subnet": lambda: f"{i['cidrBlock']} in {i['availabilityZone']}",
         "RouteTable": lambda: ", ".join(f"{rt['cidrBlock']}→{_route_target(rt)}" for rt in i.get("routes", [])),
-        "CustomerGateway": lambda: f"{i['ipAddress']} (ASN {i['bgpAsn']})",
-        "VpnConnection": lambda: "IPsec, static routes" if i.get("staticRoutesOnly") else "IPsec, BGP",
+        "CustomerGateway": lambda: (
+            f"{i['ipAddress']} (ASN {i['bgpAsn']})"
+            if "bgpAsn" in i
+            else f"{i['ipAddress']} (4-byte ASN {i['bgpAsnExtended']}, as bgpAsnExtended)"
+        ),
+        "VpnConnection": lambda: _vpn(i),
         "VpnConnectionRoute": lambda: f"→ {i['destinationCidrBlock']}",
         "SecurityGroup": lambda: "in: " + "; ".join(f"{_port(g)} from {_cidrs(g)}" for g in i.get("ingress", [])),
         "LaunchTemplate": lambda: _launch_template(i),

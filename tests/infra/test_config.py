@@ -13,7 +13,7 @@ from infra import config
 from tests.infra.helpers import ALL_STACKS, REPO, stack_values
 
 DELETE = object()
-STRUCTURED = {"herd:pools", "herd:poolDefaults", "herd:teams", "herd:teamDefaults"}
+STRUCTURED = {"herd:vpnTunnelOptions", "herd:pools", "herd:poolDefaults", "herd:teams", "herd:teamDefaults"}
 
 
 def test_every_declared_key_has_a_description_and_a_type_unless_structured():
@@ -97,7 +97,12 @@ BAD = [
     ("cidr-host-bits", {"herd:vpcCidr": "10.200.0.1/16"}, "herd:vpcCidr", "not a network"),
     ("vpc-too-small", {"herd:vpcCidr": "10.200.0.0/24"}, "herd:vpcCidr", "between /16 and /20"),
     ("no-onprem", {"herd:onpremCidrs": []}, "herd:onpremCidrs", "at least 1"),
-    ("private-vpn-ip", {"herd:onpremVpnPublicIp": "192.168.1.1"}, "herd:onpremVpnPublicIp", "not a public"),
+    (
+        "private-vpn-ip",
+        {"herd:onpremVpnPublicIp": "192.168.1.1"},
+        "herd:onpremVpnPublicIp",
+        "not an address the internet routes",
+    ),
     (
         "endpoint-off-vpn",
         {"herd:controlPlaneEndpoint": "10.99.0.1:6443"},
@@ -144,7 +149,7 @@ BAD = [
         "amd-accelerator",
         {"herd:pools": [_pool(instanceTypes=["g4ad.xlarge"])]},
         "herd:pools[0].instanceTypes[0]",
-        "no NVIDIA GPU",
+        "has AMD GPUs, not NVIDIA ones",
     ),
     (
         "graviton",

@@ -27,7 +27,10 @@ def test_plan_of_the_example_shows_the_whole_hybrid_cluster():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for expected in (
-        "VpnConnection burst-vpn  IPsec, static routes",
+        "VpnConnection burst-vpn  IPsec, static routes; both tunnels: IKE ikev2; phase 1 AES256-GCM-16/AES256, "
+        "SHA2-256/SHA2-384/SHA2-512, DH 14/15/16/17/18/19/20/21; phase 2 AES256-GCM-16/AES256, "
+        "SHA2-256/SHA2-384/SHA2-512, DH 14/15/16/17/18/19/20/21",
+        "CustomerGateway burst-onprem-router  203.0.113.10 (ASN 65000)",
         "CustomerGateway burst-onprem-router  203.0.113.10",
         "RouteTable burst-private-0  0.0.0.0/0→NAT, 10.20.0.0/22→VPN, 10.20.8.0/24→VPN",
         "Group pool-gpu-a10g-spot-asg  lab-gpu-a10g-spot: 0..4 x g5.2xlarge/g5.4xlarge, spot",
@@ -97,6 +100,29 @@ BAD_FILES = [
         "herd:pools[0].instanceTypes[1]: g6.xlarge has 1x NVIDIA L4 but g5.xlarge has 1x NVIDIA A10G; "
         "cluster-autoscaler builds one node template per pool, so every type must have the same GPUs",
     ),
+    (
+        "zones-the-region-lacks",
+        "config:\n  herd:availabilityZones: 5\n",
+        "herd:availabilityZones: 5, but eu-central-1 has 3 availability zones",
+    ),
+    (
+        "zones-of-a-region-the-plan-cannot-stand-in-for",
+        "config:\n  aws:region: us-isob-east-1\n",
+        "aws:region: herd-plan does not know how many availability zones us-isob-east-1 has (add it to "
+        "infra/availability_zones.yaml); `pulumi preview` asks AWS instead",
+    ),
+    (
+        "weak-tunnel-crypto",
+        "config:\n  herd:vpnTunnelOptions: {phase2IntegrityAlgorithms: [SHA1]}\n",
+        "herd:vpnTunnelOptions.phase2IntegrityAlgorithms[0]: 'SHA1' is refused: SHA-1 is broken; use SHA2-256, "
+        "SHA2-384 or SHA2-512",
+    ),
+    (
+        "reserved-vpn-peer",
+        "config:\n  herd:onpremVpnPublicIp: 250.1.2.3\n",
+        "herd:onpremVpnPublicIp: 250.1.2.3 is in 240.0.0.0/4, reserved (class E): not an address the internet "
+        "routes; give the on-prem VPN router's public IPv4 address",
+    ),
 ]
 
 
@@ -104,12 +130,23 @@ BAD_FILES = [
 def test_bad_stack_files_are_refused_in_one_line_naming_the_file_once(tmp_path, text, line):
     stack = tmp_path / "Pulumi.bad.yaml"
     stack.write_text(text)
-    if line.startswith("herd:"):  # a config error: the rest of the stack is the example's
+    if line.startswith(("herd:", "aws:")):  # a config error: the rest of the stack is the example's
         example = yaml.safe_load(EXAMPLE.read_text())["config"]
         stack.write_text(yaml.safe_dump({"config": {**example, **yaml.safe_load(text)["config"]}}))
     result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert result.stderr.splitlines() == [f"herd-plan: {stack}: {line}"]
+
+
+def test_six_zones_of_us_east_1_are_planned(tmp_path):
+    example = yaml.safe_load(EXAMPLE.read_text())["config"]
+    stack = tmp_path / "Pulumi.six.yaml"
+    six = {**example, "aws:region": "us-east-1", "herd:availabilityZones": 6}
+    stack.write_text(yaml.safe_dump({"config": six}))
+    result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
+    assert result.returncode == 0, result.stderr
+    for zone in "abcdef":
+        assert f"in us-east-1{zone}" in result.stdout, zone
 
 
 def test_encrypted_values_are_refused_offline(tmp_path):
