@@ -19,6 +19,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ml_jobs._tables import Column
     from ml_jobs.kube import Api, SweepStatus
 
 Context = Annotated[
@@ -51,6 +52,7 @@ _STATE_STYLE = {
     "pending": "dim",
     "cancelled": "dim red",
 }
+STATUS_ROWS = 30  # runs listed by `status` without --all
 _ORDER = {"running": 0, "retrying": 1, "failed": 2, "pending": 3, "cancelled": 4, "succeeded": 5}
 
 
@@ -88,15 +90,53 @@ def _results_root(results_path: str | None) -> str | None:
     return results_path or os.environ.get("ML_JOBS_RESULTS_PATH") or None
 
 
-def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
+_STATUS_COLUMNS = ["run", "state", "attempts:r", "node", "duration:r", "exit:r"]
 
+
+def _status_rows(status: SweepStatus, *, limit: int | None) -> tuple[list[Column], list[list[str]], int]:
+    """The table of runs as plain cells: (columns, rows in index order, runs left out by ``limit``).
+
+    With a limit, the runs that need a look come first (running, retrying, failed, pending, ...), then by index.
+    """
+    from ml_jobs import layout
+    from ml_jobs._tables import Column
     from ml_jobs.results import format_number
 
     now = dt.datetime.now(dt.UTC)
     metric = (status.objective or {}).get("metric")
+    known = {r.index: (r.metrics or {}).get(metric) for r in status.runs} if metric else {}
+    if not any(v is not None for v in known.values()):
+        metric = None  # no run has finished with metrics yet (termination messages, or --results-path)
+    columns = [Column(c.split(":")[0], right=c.endswith(":r")) for c in _STATUS_COLUMNS]
+    if metric:
+        columns.append(Column(metric, right=True))
+    runs = status.runs
+    if limit is not None and len(runs) > limit:
+        runs = sorted(runs, key=lambda r: (_ORDER.get(r.state, 9), r.index))[:limit]
+    rows = []
+    for r in sorted(runs, key=lambda r: r.index):
+        exit_text = "" if r.exit_code is None else str(r.exit_code)
+        if r.reason and r.reason not in {"Completed", "Error"}:
+            exit_text = f"{exit_text} {r.reason}".strip()
+        row = [
+            layout.run_name(r.index),
+            r.state,
+            str(r.attempts or ""),
+            r.node or "",
+            _duration(r.duration(now)),
+            exit_text,
+        ]
+        if metric:
+            row.append(format_number(known.get(r.index)))
+        rows.append(row)
+    return columns, rows, len(status.runs) - len(rows)
+
+
+def _status_head(status: SweepStatus) -> list[Any]:
+    """What stands above the table: the sweep, its runs counted by state, and why runs are pending."""
+    from rich.table import Table
+    from rich.text import Text
+
     head = Text.from_markup(
         f"[bold]{status.experiment}[/] revision {status.revision} · Job {status.job}"
         f" · namespace {status.namespace} · {status.job_state}\n"
@@ -110,45 +150,41 @@ def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
         for cause in status.causes:
             why.add_row(f"{cause.runs} {'run' if cause.runs == 1 else 'runs'}", cause.text)
         parts += [Text("why pending:", style="bold"), why]
-    table = Table(header_style="bold", box=None, pad_edge=False)
-    for col, justify in [
-        ("run", "left"),
-        ("state", "left"),
-        ("attempts", "right"),
-        ("node", "left"),
-        ("duration", "right"),
-        ("exit", "right"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    known = {r.index: (r.metrics or {}).get(metric) for r in status.runs} if metric else {}
-    if not any(v is not None for v in known.values()):
-        metric = None  # no run has finished with metrics yet (termination messages, or --results-path)
-    if metric:
-        table.add_column(metric, justify="right")
-    rows = sorted(status.runs, key=lambda r: (_ORDER.get(r.state, 9), r.index))
-    shown = rows if limit is None else rows[:limit]
-    from ml_jobs import layout
+    return parts
 
-    for r in sorted(shown, key=lambda r: r.index):
-        value = known.get(r.index)
-        exit_text = "" if r.exit_code is None else str(r.exit_code)
-        if r.reason and r.reason not in {"Completed", "Error"}:
-            exit_text = f"{exit_text} {r.reason}".strip()
-        row = [
-            layout.run_name(r.index),
-            f"[{_STATE_STYLE.get(r.state, '')}]{r.state}[/]",
-            str(r.attempts or ""),
-            r.node or "",
-            _duration(r.duration(now)),
-            exit_text,
-        ]
-        if metric:
-            row.append(format_number(value))
-        table.add_row(*row)
-    parts.append(table)
-    if limit is not None and len(rows) > limit:
-        parts.append(Text(f"… {len(rows) - limit} more runs (--all to list every run)", style="dim"))
+
+def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
+    """The status as one rich renderable: what `status` prints, and what `--watch` keeps redrawing."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    columns, rows, left_out = _status_rows(status, limit=limit)
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.right else "left")
+    for row in rows:
+        state = row[1]
+        table.add_row(row[0], f"[{_STATE_STYLE.get(state, '')}]{state}[/]", *row[2:])
+    parts = [*_status_head(status), table]
+    if left_out:
+        parts.append(Text(f"… {left_out} more runs (--all to list every run)", style="dim"))
     return Group(*parts)
+
+
+def _print_status(console: Console, status: SweepStatus, *, show_all: bool) -> None:
+    """Print the status once: 30 runs by default; with --all every run — beyond a screenful as a plain table,
+    written row by row (a rich table of 10,000 runs takes seconds to lay out)."""
+    from ml_jobs import _tables
+
+    if not show_all or len(status.runs) <= _tables.SHORT_ROWS:
+        console.print(_status_view(status, limit=None if show_all else STATUS_ROWS))
+        return
+    for part in _status_head(status):
+        console.print(part)
+    columns, rows, _ = _status_rows(status, limit=None)
+    console.file.flush()
+    _tables.write_plain(columns, rows, sys.stdout)
 
 
 def register(app: typer.Typer) -> None:
@@ -212,23 +248,26 @@ def status(
 
     from ml_jobs.kube import sweep_status
 
-    limit = None if show_all else 30
     console = _console()
     with _connect(kubeconfig, context, namespace) as api:
         root = _results_root(results_path)
         current = sweep_status(api, experiment, revision=revision, results_path=root)
-        view = _status_view(current, limit=limit)
         if not watch or current.finished:
-            console.print(view)
+            _print_status(console, current, show_all=show_all)
             return
+        # While watching, the view is the short form (a live display redraws all of it several times a second);
+        # with --all, every run is listed once the sweep has ended.
         try:
-            with Live(view, console=console, refresh_per_second=4) as live:
+            with Live(_status_view(current, limit=STATUS_ROWS), console=console, refresh_per_second=4) as live:
                 while not current.finished:
                     time.sleep(interval)
                     current = sweep_status(api, experiment, revision=revision, results_path=root)
-                    live.update(_status_view(current, limit=limit))
+                    live.update(_status_view(current, limit=STATUS_ROWS))
         except KeyboardInterrupt:
             console.print("stopped watching; the sweep goes on")
+            return
+        if show_all:
+            _print_status(console, current, show_all=True)
 
 
 def logs(

@@ -7,12 +7,17 @@ Heavy modules (pydantic, rich tables, kubernetes-validate) are imported inside t
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ml_jobs.errors import HerdError
+
+if TYPE_CHECKING:
+    from ml_jobs._tables import Column
+    from ml_jobs.spec import Experiment
 
 SpecArg = Annotated[Path, typer.Argument(help="The experiment spec (YAML).", show_default=False)]
 EXIT_RUNS_FAILED = 1
@@ -47,33 +52,67 @@ def sweep(
     spec: SpecArg,
     index: Annotated[int | None, typer.Option("--index", "-i", help="Show only this run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run, one per line.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="List every run of a large sweep (a plain table, streamed).")
+    ] = False,
 ) -> None:
-    """List the runs of a spec's sweep with their parameters (what each pod will compute from its index)."""
+    """List the runs of a spec's sweep with their parameters (what each pod will compute from its index).
+
+    Up to 50 runs: one table. More: on a terminal the first and last 10 runs and how many are left out; with
+    --all, or piped, a plain table of every run, written as it is computed.
+    """
     import json
 
-    from ml_jobs import layout
+    from rich.console import Console
+
+    from ml_jobs import _tables, layout
     from ml_jobs.spec import load_spec
 
     exp = load_spec(spec)
     if index is not None and not 0 <= index < exp.runs:
         raise HerdError(f"{spec}: --index {index}: the sweep has runs 0..{exp.runs - 1}")
-    indices = range(exp.runs) if index is None else [index]
+    indices = range(exp.runs) if index is None else range(index, index + 1)
     if as_json:
         for i in indices:
             print(json.dumps({"index": i, "run": layout.run_name(i), "params": exp.sweep.params(i)}))
         return
-    from rich.console import Console
+    columns, row = sweep_table(exp)
+    console = Console()
+    form = _tables.form(len(indices), terminal=console.is_terminal, show_all=show_all)
+    if form == "plain":
+        _tables.write_plain(columns, (row(i) for i in indices), sys.stdout)
+        return
+    head, tail = _tables.head_and_tail(len(indices)) if form == "short" else (range(len(indices)), range(0))
+    left_out = len(indices) - len(head) - len(tail)
     from rich.table import Table
 
-    table = Table(title=f"{exp.name}: {exp.runs} run(s)", header_style="bold")
-    table.add_column("run")
+    table = Table(title=f"{exp.name}: {exp.runs:,} run(s)", header_style="bold")
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.right else "left")
+    for i in head:
+        table.add_row(*row(indices[i]))
+    if tail:
+        table.add_row(*(["…"] * len(columns)), style="dim")
+    for i in tail:
+        table.add_row(*row(indices[i]))
+    console.print(table)
+    if left_out:
+        console.print(f"{left_out:,} runs not shown (--all: every run)", style="dim", highlight=False)
+
+
+def sweep_table(exp: Experiment) -> tuple[list[Column], Callable[[int], list[str]]]:
+    """The columns of the sweep's table, and the function that gives run ``i``'s row (its parameters)."""
+    from ml_jobs import _shim, layout
+    from ml_jobs._tables import Column
+
     names = exp.sweep.names()
-    for name in names:
-        table.add_column(name, justify="right")
-    for i in indices:
-        params = exp.sweep.params(i)
-        table.add_row(layout.run_name(i), *(str(params[n]) for n in names))
-    Console().print(table)
+    definition = exp.sweep.definition()  # once, not once per run
+
+    def row(i: int) -> list[str]:
+        params = _shim.params(definition, i)
+        return [layout.run_name(i), *(str(params[n]) for n in names)]
+
+    return [Column("run"), *(Column(name, right=True) for name in names)], row
 
 
 def render(
