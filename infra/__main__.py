@@ -24,6 +24,7 @@ from infra.addons.gpu import NvidiaDevicePlugin  # noqa: E402
 from infra.addons.priority import PriorityClasses  # noqa: E402
 from infra.addons.storage import NfsStorage  # noqa: E402
 from infra.addons.system import SYSTEM_NAMESPACE, system_namespace  # noqa: E402
+from infra.addons.team_policy import TeamStoragePolicy  # noqa: E402
 from infra.addons.teams import TeamNamespace  # noqa: E402
 from infra.burst_pool import BurstNodePool, KubeadmControlPlane  # noqa: E402
 from infra.join import BootstrapToken  # noqa: E402
@@ -51,8 +52,17 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
     PriorityClasses("priorities", in_cluster)
     NvidiaDevicePlugin("gpu", cfg, after_cni)
     storage = NfsStorage("results", cfg, SYSTEM_NAMESPACE, after_system)
-    for team in cfg.teams:
-        TeamNamespace(f"team-{team.name}", cfg, team, storage.storage_class, after_cni)
+    if cfg.teams:
+        policy = TeamStoragePolicy("team-storage", cfg, after_cni)
+        for team in cfg.teams:
+            TeamNamespace(
+                f"team-{team.name}",
+                cfg,
+                team,
+                storage_class=storage.storage_class,
+                storage_policy=policy.bindings,
+                opts=after_cni,
+            )
 
     control_plane = KubeadmControlPlane(cfg.control_plane_endpoint, cfg.control_plane_ca_cert_hash)
     pools = [

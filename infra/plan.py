@@ -68,6 +68,19 @@ class Plan:
         """The resources of one type."""
         return [r for r in self.resources if r.type == type_token]
 
+    def kubernetes_objects(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The Kubernetes objects declared, as manifests the API server would receive (apiVersion, kind, metadata,
+        ...); only those of ``kind`` if given. Helm releases and providers are not objects. The order is the
+        mocks' registration order, which is not guaranteed: match objects by kind and name.
+        """
+        return [
+            r.inputs
+            for r in self.resources
+            if r.type.startswith("kubernetes:")
+            and r.type != "kubernetes:helm.sh/v3:Release"
+            and (kind is None or r.inputs.get("kind") == kind)
+        ]
+
     def one(self, type_token: str, name: str) -> PlannedResource:
         """The resource of this type and name."""
         matches = [r for r in self.resources if r.type == type_token and r.name == name]
@@ -309,6 +322,22 @@ def _vpn(i: Mapping[str, Any]) -> str:
     return f"{routing}; tunnel 1: {first}; tunnel 2: {second}"
 
 
+def _admission_policy(name: str, spec: Mapping[str, Any]) -> str:
+    """What the policy refuses, in its validations' fixed words, and on which requests."""
+    rules = spec["matchConstraints"]["resourceRules"]
+    ops = sorted({op for r in rules for op in r["operations"]})
+    resources = ", ".join(res for r in rules for res in r["resources"])
+    refuses = "; ".join(v["message"] for v in spec.get("validations", []))
+    return f"{name}: on {'/'.join(ops)} of {resources}: {refuses} (failure policy {spec.get('failurePolicy')})"
+
+
+def _admission_binding(name: str, spec: Mapping[str, Any]) -> str:
+    selector = (spec.get("matchResources") or {}).get("namespaceSelector") or {}
+    namespaces = [v for e in selector.get("matchExpressions", []) for v in e.get("values", [])]
+    where = f"namespaces {', '.join(namespaces)}" if namespaces else "every namespace"
+    return f"{name} → policy {spec['policyName']} ({'/'.join(spec['validationActions'])}) in {where}"
+
+
 def _launch_template(i: Mapping[str, Any]) -> str:
     ebs = i["blockDeviceMappings"][0]["ebs"]
     meta = i["metadataOptions"]
@@ -382,6 +411,8 @@ def _summary(r: PlannedResource) -> str:
             f"{where}: {i['provisioner']}, reclaim {i['reclaimPolicy']}, path {i['parameters']['pathPattern']}"
         ),
         "PriorityClass": lambda: f"{where}: {i['value']}, preemption {i['preemptionPolicy']}",
+        "ValidatingAdmissionPolicy": lambda: _admission_policy(where, i["spec"]),
+        "ValidatingAdmissionPolicyBinding": lambda: _admission_binding(where, i["spec"]),
         "Secret": lambda: (
             f"{meta.get('namespace')}/{meta.get('name')} ({i.get('type')}): keys "
             + ", ".join(sorted(i.get("stringData", {})))
@@ -409,6 +440,7 @@ _ORDER = [
     "PriorityClasses",
     "NvidiaDevicePlugin",
     "NfsStorage",
+    "TeamStoragePolicy",
     "TeamNamespace",
     "ClusterAutoscaler",
     "Vpc",
@@ -437,6 +469,8 @@ _ORDER = [
     "RoleBinding",
     "PersistentVolumeClaim",
     "StorageClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
     "User",
     "UserPolicy",
     "AccessKey",

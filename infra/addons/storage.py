@@ -1,6 +1,12 @@
 """Shared results storage: nfs-subdir-external-provisioner carves one directory of the NAS export per claim, and
-herd's StorageClass decides where (``<namespace>/<nfs.io/storage-path annotation>``) and that data outlives its
-claim (reclaim policy Retain; archive on delete should anyone switch to Delete).
+herd's StorageClass decides where and that data outlives its claim (reclaim policy Retain; archive on delete should
+anyone switch to Delete).
+
+Where is ``<namespace>/<claim name>`` (:data:`PATH_PATTERN`): no part a user controls. The provisioner also reads
+a claim annotation, ``nfs.io/storage-path``, into a pattern that names it, without sanitising it, so a claim
+annotated ``../vision/results`` would land in another team's directory; herd's pattern names no annotation. A
+namespace is not the user's to choose, and a claim name is a DNS subdomain (no ``/``, no ``..``); in a team
+namespace the only claim of this class is the team's own (infra/addons/team_policy.py).
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ from infra.addons.charts import NFS_PROVISIONER
 from infra.config import StackConfig
 from ml_jobs import taxonomy
 
-__all__ = ["PATH_ANNOTATION", "PROVISIONER", "NfsStorage", "nfs_values"]
+__all__ = ["PATH_PATTERN", "PROVISIONER", "NfsStorage", "nfs_values"]
 
 PROVISIONER = "herd.dev/nfs-subdir"
-PATH_ANNOTATION = "nfs.io/storage-path"
+PATH_PATTERN = "${.PVC.namespace}/${.PVC.name}"
 
 
 def nfs_values(cfg: StackConfig) -> dict:
@@ -50,7 +56,7 @@ class NfsStorage(pulumi.ComponentResource):
             ),
             provisioner=PROVISIONER,
             parameters={
-                "pathPattern": "${.PVC.namespace}/${.PVC.annotations." + PATH_ANNOTATION + "}",
+                "pathPattern": PATH_PATTERN,
                 "archiveOnDelete": "true",
             },
             reclaim_policy="Retain",

@@ -2,7 +2,7 @@
 a LimitRange (default and maximum per container, so one run cannot take a whole server), the ``herd-submitter``
 Role bound to the team's groups, and the team's ReadWriteMany results claim on the NAS. The Role's rules are
 ``ml_jobs.rbac.SUBMITTER_RULES``: what ``ml-jobs`` sends in a team namespace, defined beside the code that sends
-it.
+it. The submitters are bound only once the storage policies (infra/addons/team_policy.py) guard the namespace.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.addons.storage import PATH_ANNOTATION
 from infra.config import StackConfig, Team
 from ml_jobs import taxonomy
 from ml_jobs.rbac import SUBMITTER_ROLE, SUBMITTER_RULES
@@ -43,7 +42,9 @@ class TeamNamespace(pulumi.ComponentResource):
         name: str,
         cfg: StackConfig,
         team: Team,
+        *,
         storage_class: pulumi.Resource,
+        storage_policy: list[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("herd:addons:TeamNamespace", name, None, opts)
@@ -114,11 +115,12 @@ class TeamNamespace(pulumi.ComponentResource):
                     k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group="rbac.authorization.k8s.io")
                     for group in team.submitters
                 ],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+                # No one submits before the storage policy keeps them to the team's own results.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, *storage_policy]),
             )
         self.results_claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-results",
-            metadata=meta(cfg.results_claim_name, annotations={PATH_ANNOTATION: "results"}),
+            metadata=meta(cfg.results_claim_name),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteMany"],
                 storage_class_name=cfg.storage_class_name,

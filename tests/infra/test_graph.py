@@ -250,7 +250,8 @@ def test_results_storage(example_plan, example_values):
     (sc,) = example_plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
     assert sc.inputs["reclaimPolicy"] == "Retain"
     assert sc.inputs["parameters"] == {
-        "pathPattern": "${.PVC.namespace}/${.PVC.annotations.nfs.io/storage-path}",
+        # No part a user controls: no claim annotation (the provisioner does not sanitise nfs.io/storage-path).
+        "pathPattern": "${.PVC.namespace}/${.PVC.name}",
         "archiveOnDelete": "true",
     }
     nfs = example_plan.one(RELEASE, "nfs-provisioner").inputs["values"]
@@ -265,6 +266,7 @@ def test_results_storage(example_plan, example_values):
     for claim in claims:
         assert claim.inputs["spec"]["accessModes"] == ["ReadWriteMany"]
         assert claim.inputs["metadata"]["name"] == "herd-results"
+        assert not claim.inputs["metadata"].get("annotations")
 
 
 def test_teams_get_quota_limits_and_a_submitter_binding(example_plan):

@@ -23,6 +23,8 @@ EXPECTED_KINDS = {
     "PersistentVolumeClaim",
     "StorageClass",
     "Secret",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 }
 
 
