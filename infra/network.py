@@ -66,139 +66,22 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("herd:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {"herd.dev/cluster": cfg.cluster_name}
-        vpc_net = ipaddress.ip_network(cfg.vpc_cidr)
-
-        azs = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self)).names
-        azs = azs[: cfg.availability_zones]
-        if len(azs) < cfg.availability_zones:
-            raise pulumi.RunError(
-                f"herd:availabilityZones: {cfg.aws_region} has {len(azs)} available zones, "
-                f"fewer than {cfg.availability_zones}"
-            )
-        # Private (node) subnets take the first /20s of a /16 (scaled with the VPC); public (NAT) ones the last.
-        private_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 4))[: len(azs)]
-        public_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 8))[-len(azs) :]
-
+        zones = _zones(self, cfg)
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=cfg.vpc_cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={**tags, "Name": f"{cfg.cluster_name}-burst"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags=tags, opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
-            vpc_id=self.vpc.id,
-            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
-            tags={**tags, "Name": f"{cfg.cluster_name}-public"},
-            opts=child,
-        )
-
         # VPN first: the private route tables send on-prem traffic to its gateway.
-        self.vpn_gateway = aws.ec2.VpnGateway(
-            f"{name}-vgw", vpc_id=self.vpc.id, tags={**tags, "Name": f"{cfg.cluster_name}-vgw"}, opts=child
+        self.vpn_gateway, self.vpn_connection = _vpn(self, name, cfg, self.vpc, tags)
+        self.private_subnets = _subnets(
+            self, name, cfg, self.vpc, vpn_gateway=self.vpn_gateway, zones=zones, tags=tags
         )
-        customer_gateway = aws.ec2.CustomerGateway(
-            f"{name}-onprem-router",
-            **customer_gateway_asn(cfg.onprem_bgp_asn),
-            ip_address=cfg.onprem_vpn_public_ip,
-            type="ipsec.1",
-            tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
-            opts=child,
-        )
-        self.vpn_connection = aws.ec2.VpnConnection(
-            f"{name}-vpn",
-            customer_gateway_id=customer_gateway.id,
-            vpn_gateway_id=self.vpn_gateway.id,
-            type="ipsec.1",
-            static_routes_only=True,
-            **tunnel_arguments(cfg),
-            tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
-            opts=child,
-        )
-        for i, cidr in enumerate(cfg.onprem_cidrs):
-            aws.ec2.VpnConnectionRoute(
-                f"{name}-vpn-route-{i}",
-                vpn_connection_id=self.vpn_connection.id,
-                destination_cidr_block=cidr,
-                opts=child,
-            )
-
-        nat_ids: list[pulumi.Output[str]] = []
-        self.private_subnets: list[aws.ec2.Subnet] = []
-        for i, az in enumerate(azs):
-            public = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=self.vpc.id,
-                cidr_block=str(public_nets[i]),
-                availability_zone=az,
-                map_public_ip_on_launch=False,
-                tags={**tags, "Name": f"{cfg.cluster_name}-public-{az}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
-            )
-            if i == 0 or cfg.nat_per_az:
-                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags=tags, opts=child)
-                nat = aws.ec2.NatGateway(
-                    f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public.id, tags=tags, opts=child
-                )
-                nat_ids.append(nat.id)
-            private = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=self.vpc.id,
-                cidr_block=str(private_nets[i]),
-                availability_zone=az,
-                map_public_ip_on_launch=False,
-                tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
-                opts=child,
-            )
-            private_rt = aws.ec2.RouteTable(
-                f"{name}-private-{i}",
-                vpc_id=self.vpc.id,
-                routes=[
-                    aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat_ids[-1]),
-                    *(
-                        aws.ec2.RouteTableRouteArgs(cidr_block=cidr, gateway_id=self.vpn_gateway.id)
-                        for cidr in cfg.onprem_cidrs
-                    ),
-                ],
-                tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
-            )
-            self.private_subnets.append(private)
-
-        internal = [cfg.vpc_cidr, *cfg.onprem_cidrs]
-        self.node_security_group = aws.ec2.SecurityGroup(
-            f"{name}-nodes",
-            vpc_id=self.vpc.id,
-            description=f"herd burst nodes of {cfg.cluster_name}: cluster traffic from the VPC and on-prem only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol=rule.protocol,
-                    from_port=rule.from_port,
-                    to_port=rule.to_port,
-                    cidr_blocks=list(cfg.onprem_cidrs) if rule.onprem_only else internal,
-                    description=rule.why,
-                )
-                for rule in NODE_INGRESS
-            ],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"], description="all outbound"
-                )
-            ],
-            tags={**tags, "Name": f"{cfg.cluster_name}-nodes"},
-            opts=child,
-        )
+        self.node_security_group = _node_security_group(self, name, cfg, self.vpc, tags)
 
         self.vpc_id = self.vpc.id
         self.private_subnet_ids = [s.id for s in self.private_subnets]
@@ -235,3 +118,153 @@ class Network(pulumi.ComponentResource):
                 }
             )
         )
+
+
+def _zones(parent: pulumi.Resource, cfg: StackConfig) -> list[str]:
+    """The first herd:availabilityZones zones the account sees in the region (config checked the region has them;
+    an account may see fewer, and then this stops `pulumi up` with one line)."""
+    names = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=parent)).names
+    if len(names) < cfg.availability_zones:
+        raise pulumi.RunError(
+            f"herd:availabilityZones: {cfg.availability_zones}, but this account sees {len(names)} available "
+            f"zones in {cfg.aws_region}"
+        )
+    return list(names[: cfg.availability_zones])
+
+
+def _vpn(
+    parent: pulumi.Resource, name: str, cfg: StackConfig, vpc: aws.ec2.Vpc, tags: dict[str, str]
+) -> tuple[aws.ec2.VpnGateway, aws.ec2.VpnConnection]:
+    """The VPN gateway, the on-prem router as customer gateway, and the IPsec connection with a static route to
+    every on-prem range."""
+    child = pulumi.ResourceOptions(parent=parent)
+    gateway = aws.ec2.VpnGateway(
+        f"{name}-vgw", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.cluster_name}-vgw"}, opts=child
+    )
+    customer_gateway = aws.ec2.CustomerGateway(
+        f"{name}-onprem-router",
+        **customer_gateway_asn(cfg.onprem_bgp_asn),
+        ip_address=cfg.onprem_vpn_public_ip,
+        type="ipsec.1",
+        tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
+        opts=child,
+    )
+    connection = aws.ec2.VpnConnection(
+        f"{name}-vpn",
+        customer_gateway_id=customer_gateway.id,
+        vpn_gateway_id=gateway.id,
+        type="ipsec.1",
+        static_routes_only=True,
+        **tunnel_arguments(cfg),
+        tags={**tags, "Name": f"{cfg.cluster_name}-onprem"},
+        opts=child,
+    )
+    for i, cidr in enumerate(cfg.onprem_cidrs):
+        aws.ec2.VpnConnectionRoute(
+            f"{name}-vpn-route-{i}", vpn_connection_id=connection.id, destination_cidr_block=cidr, opts=child
+        )
+    return gateway, connection
+
+
+def _subnets(
+    parent: pulumi.Resource,
+    name: str,
+    cfg: StackConfig,
+    vpc: aws.ec2.Vpc,
+    *,
+    vpn_gateway: aws.ec2.VpnGateway,
+    zones: list[str],
+    tags: dict[str, str],
+) -> list[aws.ec2.Subnet]:
+    """A public (NAT) and a private (nodes) subnet per zone; NAT once or per zone; the private route tables send
+    the on-prem ranges to the VPN and the rest to NAT. Returns the private subnets."""
+    child = pulumi.ResourceOptions(parent=parent)
+    vpc_net = ipaddress.ip_network(cfg.vpc_cidr)
+    # Private (node) subnets take the first /20s of a /16 (scaled with the VPC); public (NAT) ones the last.
+    private_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 4))[: len(zones)]
+    public_nets = list(vpc_net.subnets(new_prefix=vpc_net.prefixlen + 8))[-len(zones) :]
+    igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
+    public_rt = aws.ec2.RouteTable(
+        f"{name}-public",
+        vpc_id=vpc.id,
+        routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+        tags={**tags, "Name": f"{cfg.cluster_name}-public"},
+        opts=child,
+    )
+    nat_ids: list[pulumi.Output[str]] = []
+    private_subnets: list[aws.ec2.Subnet] = []
+    for i, az in enumerate(zones):
+        public = aws.ec2.Subnet(
+            f"{name}-public-{i}",
+            vpc_id=vpc.id,
+            cidr_block=str(public_nets[i]),
+            availability_zone=az,
+            map_public_ip_on_launch=False,
+            tags={**tags, "Name": f"{cfg.cluster_name}-public-{az}"},
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+        )
+        if i == 0 or cfg.nat_per_az:
+            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags=tags, opts=child)
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public.id, tags=tags, opts=child
+            )
+            nat_ids.append(nat.id)
+        private = aws.ec2.Subnet(
+            f"{name}-private-{i}",
+            vpc_id=vpc.id,
+            cidr_block=str(private_nets[i]),
+            availability_zone=az,
+            map_public_ip_on_launch=False,
+            tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
+            opts=child,
+        )
+        private_rt = aws.ec2.RouteTable(
+            f"{name}-private-{i}",
+            vpc_id=vpc.id,
+            routes=[
+                aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat_ids[-1]),
+                *(
+                    aws.ec2.RouteTableRouteArgs(cidr_block=cidr, gateway_id=vpn_gateway.id)
+                    for cidr in cfg.onprem_cidrs
+                ),
+            ],
+            tags={**tags, "Name": f"{cfg.cluster_name}-private-{az}"},
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-private-{i}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
+        )
+        private_subnets.append(private)
+    return private_subnets
+
+
+def _node_security_group(
+    parent: pulumi.Resource, name: str, cfg: StackConfig, vpc: aws.ec2.Vpc, tags: dict[str, str]
+) -> aws.ec2.SecurityGroup:
+    """NODE_INGRESS from the VPC and on-prem ranges (SSH from on-prem only); all egress."""
+    internal = [cfg.vpc_cidr, *cfg.onprem_cidrs]
+    return aws.ec2.SecurityGroup(
+        f"{name}-nodes",
+        vpc_id=vpc.id,
+        description=f"herd burst nodes of {cfg.cluster_name}: cluster traffic from the VPC and on-prem only",
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol=rule.protocol,
+                from_port=rule.from_port,
+                to_port=rule.to_port,
+                cidr_blocks=list(cfg.onprem_cidrs) if rule.onprem_only else internal,
+                description=rule.why,
+            )
+            for rule in NODE_INGRESS
+        ],
+        egress=[
+            aws.ec2.SecurityGroupEgressArgs(
+                protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"], description="all outbound"
+            )
+        ],
+        tags={**tags, "Name": f"{cfg.cluster_name}-nodes"},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

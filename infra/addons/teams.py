@@ -48,85 +48,119 @@ class TeamNamespace(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("herd:addons:TeamNamespace", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {**_MANAGED, "herd.dev/team": team.name}
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=team.name, labels={**labels, **pod_security_labels("baseline")}
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-
-        def meta(object_name: str, **extra) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=team.name, labels=labels, **extra)
-
-        q, lim = team.quota, team.limits
-        k8s.core.v1.ResourceQuota(
-            f"{name}-quota",
-            metadata=meta("herd-team-quota"),
-            spec=k8s.core.v1.ResourceQuotaSpecArgs(
-                hard={
-                    "requests.cpu": q.cpu,
-                    "requests.memory": q.memory,
-                    "limits.memory": q.memory,
-                    f"requests.{taxonomy.GPU_RESOURCE}": str(q.gpu),
-                    "pods": str(q.pods),
-                }
-            ),
-            opts=in_ns,
-        )
-        k8s.core.v1.LimitRange(
-            f"{name}-limits",
-            metadata=meta("herd-container-limits"),
-            spec=k8s.core.v1.LimitRangeSpecArgs(
-                limits=[
-                    k8s.core.v1.LimitRangeItemArgs(
-                        type="Container",
-                        default={"cpu": lim.default_cpu, "memory": lim.default_memory},
-                        default_request={"cpu": lim.default_request_cpu, "memory": lim.default_request_memory},
-                        max={"cpu": lim.max_cpu, "memory": lim.max_memory},
-                    )
-                ]
-            ),
-            opts=in_ns,
-        )
-        role = k8s.rbac.v1.Role(
-            f"{name}-submitter",
-            metadata=meta(SUBMITTER_ROLE),
-            rules=[
-                # What `ml-jobs` sends in a team namespace, and no more: one definition, owned by ml_jobs.
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[r.api_group], resources=list(r.resources), verbs=list(r.verbs)
-                )
-                for r in SUBMITTER_RULES
-            ],
-            opts=in_ns,
-        )
-        if team.submitters:
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-submitters",
-                metadata=meta("herd-submitters"),
-                role_ref=k8s.rbac.v1.RoleRefArgs(
-                    api_group="rbac.authorization.k8s.io", kind="Role", name=SUBMITTER_ROLE
-                ),
-                subjects=[
-                    k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group="rbac.authorization.k8s.io")
-                    for group in team.submitters
-                ],
-                # No one submits before the storage policy keeps them to the team's own results.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, *storage_policy]),
-            )
-        self.results_claim = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-results",
-            metadata=meta(cfg.results_claim_name),
-            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                access_modes=["ReadWriteMany"],
-                storage_class_name=cfg.storage_class_name,
-                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": cfg.results_claim_size}),
-            ),
-            # Results outlive the stack: `pulumi destroy` stops here until someone unprotects the claim on purpose.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, storage_class], protect=True),
+        _quota(name, team, labels, in_ns)
+        _limits(name, team, labels, in_ns)
+        # No one submits before the storage policies keep them to the team's own results.
+        _submitters(self, name, team, labels, in_ns, wait_for=storage_policy)
+        self.results_claim = _results_claim(
+            cfg,
+            name,
+            team,
+            labels,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, storage_class], protect=True),
         )
         self.register_outputs({"namespace": team.name})
+
+
+def _meta(team: Team, name: str, labels: dict[str, str]) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=team.name, labels=labels)
+
+
+def _quota(name: str, team: Team, labels: dict[str, str], opts: pulumi.ResourceOptions) -> None:
+    """The team's totals: CPU and memory requests, memory limits, GPUs, pods."""
+    q = team.quota
+    k8s.core.v1.ResourceQuota(
+        f"{name}-quota",
+        metadata=_meta(team, "herd-team-quota", labels),
+        spec=k8s.core.v1.ResourceQuotaSpecArgs(
+            hard={
+                "requests.cpu": q.cpu,
+                "requests.memory": q.memory,
+                "limits.memory": q.memory,
+                f"requests.{taxonomy.GPU_RESOURCE}": str(q.gpu),
+                "pods": str(q.pods),
+            }
+        ),
+        opts=opts,
+    )
+
+
+def _limits(name: str, team: Team, labels: dict[str, str], opts: pulumi.ResourceOptions) -> None:
+    """Default and maximum per container: what keeps one run from taking a whole server."""
+    lim = team.limits
+    k8s.core.v1.LimitRange(
+        f"{name}-limits",
+        metadata=_meta(team, "herd-container-limits", labels),
+        spec=k8s.core.v1.LimitRangeSpecArgs(
+            limits=[
+                k8s.core.v1.LimitRangeItemArgs(
+                    type="Container",
+                    default={"cpu": lim.default_cpu, "memory": lim.default_memory},
+                    default_request={"cpu": lim.default_request_cpu, "memory": lim.default_request_memory},
+                    max={"cpu": lim.max_cpu, "memory": lim.max_memory},
+                )
+            ]
+        ),
+        opts=opts,
+    )
+
+
+def _submitters(
+    parent: pulumi.Resource,
+    name: str,
+    team: Team,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    *,
+    wait_for: list[pulumi.Resource],
+) -> None:
+    """The ``herd-submitter`` Role (what ml-jobs sends, no more) and its binding to the team's groups."""
+    role = k8s.rbac.v1.Role(
+        f"{name}-submitter",
+        metadata=_meta(team, SUBMITTER_ROLE, labels),
+        rules=[
+            # What `ml-jobs` sends in a team namespace, and no more: one definition, owned by ml_jobs.
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[r.api_group], resources=list(r.resources), verbs=list(r.verbs))
+            for r in SUBMITTER_RULES
+        ],
+        opts=opts,
+    )
+    if team.submitters:
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-submitters",
+            metadata=_meta(team, "herd-submitters", labels),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=SUBMITTER_ROLE
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group="rbac.authorization.k8s.io")
+                for group in team.submitters
+            ],
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[role, *wait_for]),
+        )
+
+
+def _results_claim(
+    cfg: StackConfig, name: str, team: Team, labels: dict[str, str], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.PersistentVolumeClaim:
+    """The team's ReadWriteMany claim on the NAS. Results outlive the stack: `pulumi destroy` stops here (``opts``
+    protect it) until someone unprotects the claim on purpose."""
+    return k8s.core.v1.PersistentVolumeClaim(
+        f"{name}-results",
+        metadata=_meta(team, cfg.results_claim_name, labels),
+        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteMany"],
+            storage_class_name=cfg.storage_class_name,
+            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": cfg.results_claim_size}),
+        ),
+        opts=opts,
+    )
