@@ -1,4 +1,4 @@
-"""``ml-jobs`` commands: cluster (submit, status, logs, cancel, ls, results).
+"""``ml-jobs`` commands: cluster (submit, status, logs, cancel, ls, results — which also reads local runs).
 
 The cluster is chosen the way kubectl chooses it: ``--kubeconfig`` / ``$KUBECONFIG`` / ``~/.kube/config``, its
 current context or ``--context``, the context's namespace or ``--namespace``; inside a pod, the service account.
@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ml_jobs.errors import HerdError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ml_jobs._tables import Column
     from ml_jobs.kube import Api, SweepStatus
+    from ml_jobs.results import ExperimentResults
 
 Context = Annotated[
     str | None, typer.Option("--context", help="kubeconfig context to use (default: its current context).")
@@ -53,6 +56,7 @@ _STATE_STYLE = {
     "cancelled": "dim red",
 }
 STATUS_ROWS = 30  # runs listed by `status` without --all
+RESULTS_ROWS = 20  # the best runs `results` shows of a large sweep on a terminal
 _ORDER = {"running": 0, "retrying": 1, "failed": 2, "pending": 3, "cancelled": 4, "succeeded": 5}
 
 
@@ -349,6 +353,13 @@ def list_(
 def results(
     experiment: Annotated[str, typer.Argument(help="experiment name.")],
     *,
+    local: Annotated[
+        bool, typer.Option("--local", help="runs of `ml-jobs run --local`, read from --results-dir: no cluster.")
+    ] = False,
+    results_dir: Annotated[
+        Path | None,
+        typer.Option("--results-dir", "-o", help="with --local: their results root (default: runs)."),
+    ] = None,
     revision: Revision = None,
     results_path: ResultsPath = None,
     csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of the table.")] = False,
@@ -356,7 +367,10 @@ def results(
         Path | None,
         typer.Option("--plot", help="also write a PNG of the metric against each parameter.", metavar="PNG"),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="show only the best N runs.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="show only the best N runs.")] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="every run of a large sweep (a plain table, streamed).")
+    ] = False,
     reader_image: Annotated[
         str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
     ] = "busybox:1.37.0",
@@ -364,22 +378,53 @@ def results(
     namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Every run's metrics ranked by the objective, from the mounted results volume or a reader pod.
+    """Every run's metrics ranked by the objective: of local runs, or from the cluster's results volume.
 
-    With the volume mounted here (--results-path, $ML_JOBS_RESULTS_PATH) the files are read directly;
-    otherwise a short-lived pod mounts the same claim read-only, prints them, and is deleted.
+    With --local, from the directory `ml-jobs run --local` wrote (no cluster, no kubeconfig). Otherwise from the
+    results volume: read directly where it is mounted here (--results-path, $ML_JOBS_RESULTS_PATH), else by a
+    short-lived pod that mounts the same claim read-only, prints the files, and is deleted. Beyond 50 runs a
+    terminal shows the best 20 (--limit N for more); --all, or a pipe, gets a plain table of every run.
     """
-    from ml_jobs.kube import plot as do_plot
-    from ml_jobs.kube import read_results, to_csv
+    from ml_jobs.results import plot as do_plot
 
-    with _connect(kubeconfig, context, namespace) as api:
-        found = read_results(
-            api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
+    if results_dir is not None and not local:
+        raise HerdError(
+            "--results-dir is where `ml-jobs run --local` wrote: add --local "
+            "(the cluster's results volume mounted here is --results-path)"
         )
-    if csv:
-        sys.stdout.write(to_csv(found, limit=limit))
+    if local:
+        from ml_jobs import layout
+        from ml_jobs.local import read_local_results
+
+        found = read_local_results(results_dir or layout.LOCAL_RESULTS_DIR, experiment, revision=revision)
     else:
-        _console().print(found.table(limit=limit))
+        from ml_jobs.kube import read_results
+
+        with _connect(kubeconfig, context, namespace) as api:
+            found = read_results(
+                api, experiment, revision=revision, results_path=results_path, reader_image=reader_image
+            )
+    _print_results(found, csv=csv, limit=limit, show_all=show_all)
     if plot is not None:
         written = do_plot(found, plot)
         print(f"wrote {written}", file=sys.stderr)
+
+
+def _print_results(found: ExperimentResults, *, csv: bool, limit: int | None, show_all: bool) -> None:
+    from ml_jobs import _tables
+    from ml_jobs.results import to_csv
+
+    if csv:
+        sys.stdout.write(to_csv(found, limit=limit))
+        return
+    console = _console()
+    if not console.is_terminal:  # logs and CI: rich would assume 80 columns and squeeze the table
+        console.width = max(console.width, 140)
+    rows = len(found.runs) if limit is None else min(limit, len(found.runs))
+    form = _tables.form(rows, terminal=console.is_terminal, show_all=show_all)
+    if form == "plain":
+        found.write_plain(sys.stdout, limit=limit)
+        return
+    console.print(found.table(limit=RESULTS_ROWS if form == "short" else limit))
+    if form == "short":
+        console.print(f"--limit N for more, --all for all {len(found.runs):,}", style="dim")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ml_jobs import layout
 from ml_jobs.errors import HerdError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def sweep(
 
     from rich.console import Console
 
-    from ml_jobs import _tables, layout
+    from ml_jobs import _tables
     from ml_jobs.spec import load_spec
 
     exp = load_spec(spec)
@@ -102,7 +103,7 @@ def sweep(
 
 def sweep_table(exp: Experiment) -> tuple[list[Column], Callable[[int], list[str]]]:
     """The columns of the sweep's table, and the function that gives run ``i``'s row (its parameters)."""
-    from ml_jobs import _shim, layout
+    from ml_jobs import _shim
     from ml_jobs._tables import Column
 
     names = exp.sweep.names()
@@ -141,7 +142,7 @@ def run(
     local: Annotated[bool, typer.Option("--local", help="Run here, as local processes.")] = False,
     results_dir: Annotated[
         Path, typer.Option("--results-dir", "-o", help="Results root on this machine (stands in for the volume).")
-    ] = Path("runs"),
+    ] = Path(layout.LOCAL_RESULTS_DIR),
     parallelism: Annotated[
         int | None, typer.Option("--parallelism", "-p", min=1, help="At most this many runs at once.")
     ] = None,
@@ -188,15 +189,28 @@ def run(
     console.print(line, highlight=False, soft_wrap=True)
     for index in report.failed[:5]:
         attempts = report.runs[index].attempts
-        log = f"{where}/{_run_name(index)}/logs/attempt-{attempts}.log"
+        log = f"{where}/{layout.run_name(index)}/logs/attempt-{attempts}.log"
         console.print(f"[red]✗[/] log: {log}", highlight=False, soft_wrap=True)
+    if exp.objective is not None and exp.sweep.names():
+        console.print(
+            f"{exp.objective.metric} by parameter, as a plot: "
+            f"{results_command(exp.name, results_dir, report.plan.revision)} --plot {exp.name}.png",
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(EXIT_INTERRUPTED if report.stopped_by == "SIGINT" else EXIT_TERMINATED)
     if not report.ok:
         raise typer.Exit(EXIT_RUNS_FAILED)
 
 
-def _run_name(index: int) -> str:
-    from ml_jobs import layout
+def results_command(experiment: str, results_dir: Path, revision: int) -> str:
+    """The `ml-jobs results` command that shows these local runs again (ranked; --csv, --plot, --limit)."""
+    from ml_jobs.local import local_revisions
 
-    return layout.run_name(index)
+    command = f"ml-jobs results {experiment} --local"
+    if results_dir != Path(layout.LOCAL_RESULTS_DIR):
+        command += f" -o {results_dir}"
+    if revision != max(local_revisions(results_dir, experiment), default=revision):
+        command += f" --revision {revision}"  # an earlier spec ran again: not the latest revision
+    return command

@@ -46,6 +46,7 @@ __all__ = [
     "ENV_TERMINATION_LOG",
     "INDEX_FAILURE_COUNT_ANNOTATION",
     "LAYOUT_FILE",
+    "LOCAL_RESULTS_DIR",
     "MAX_RUNS",
     "METRICS_FILE_NAME",
     "PARAMS_FILE_NAME",
@@ -64,6 +65,9 @@ __all__ = [
     "run_name",
     "termination_message",
 ]
+
+# Where `ml-jobs run --local` puts the results root unless told (the local stand-in for the results volume).
+LOCAL_RESULTS_DIR = "runs"
 
 # Kubernetes caps an Indexed Job's completions at 100,000; run names are sized for that.
 MAX_RUNS = 100_000

@@ -41,16 +41,25 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ml_jobs import _shim, layout
 from ml_jobs._quantity import parse_quantity
-from ml_jobs.errors import HerdError
+from ml_jobs.errors import HerdError, ResultsError
 from ml_jobs.render import sweep_definition
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ml_jobs.results import RunResult
+    from ml_jobs.results import ExperimentResults, RunResult
     from ml_jobs.spec import Experiment
 
-__all__ = ["LocalError", "LocalReport", "Plan", "RunState", "plan", "run_local"]
+__all__ = [
+    "LocalError",
+    "LocalReport",
+    "Plan",
+    "RunState",
+    "local_revisions",
+    "plan",
+    "read_local_results",
+    "run_local",
+]
 
 META_DIR = ".ml-jobs"
 EXPERIMENT_FILE = "experiment.json"
@@ -243,6 +252,59 @@ def plan(
     return Plan(experiment_dir, revision, slots, reason, done, gpus, threads)
 
 
+# ------------------------------------------------------------------------------------------------- results
+
+
+def local_revisions(results_dir: str | Path, experiment: str) -> list[int]:
+    """The revisions of ``experiment`` that ran under ``results_dir`` (directories holding their spec)."""
+    root = Path(results_dir)
+    found = []
+    revision = 1
+    while (path := root / layout.experiment_dir_name(experiment, revision)).exists():
+        if (path / META_DIR / EXPERIMENT_FILE).is_file():
+            found.append(revision)
+        revision += 1
+    return found
+
+
+def read_local_results(
+    results_dir: str | Path, experiment: str, *, revision: int | None = None
+) -> ExperimentResults:
+    """Every local run of ``experiment`` (the latest revision, or ``revision``) with its parameters, metrics
+    and state, read from ``results_dir`` alone — no cluster, no kubeconfig.
+
+    Raises:
+        ResultsError: no local runs of the experiment there, or not that revision.
+    """
+    from ml_jobs.results import ExperimentResults, read_results
+    from ml_jobs.spec import parse_spec
+
+    root = Path(results_dir)
+    known = local_revisions(root, experiment)
+    if not known:
+        raise ResultsError(
+            f"{root / experiment}: no local runs of {experiment!r} here "
+            f"(`ml-jobs run SPEC --local -o {root}` makes them)"
+        )
+    if revision is not None and revision not in known:
+        raise ResultsError(
+            f"{experiment!r} has no local revision {revision} under {root}; it has "
+            + ", ".join(str(r) for r in known)
+        )
+    rev = revision if revision is not None else known[-1]
+    exp_dir = root / layout.experiment_dir_name(experiment, rev)
+    meta = _read_json(exp_dir / META_DIR / EXPERIMENT_FILE)
+    exp = parse_spec((meta or {}).get("spec"), str(exp_dir / META_DIR / EXPERIMENT_FILE))
+    runs = read_results(root, exp_dir.name, range(exp.runs))
+    states = {
+        i: str((_read_json(exp_dir / layout.run_name(i) / STATUS_FILE) or {}).get("state") or PENDING)
+        for i in range(exp.runs)
+    }
+    return ExperimentResults(
+        experiment, rev, exp.objective, runs, f"local {exp_dir}", list(exp.sweep.names()), states
+    )
+
+
 # ------------------------------------------------------------------------------------------------- running
 
 
@@ -279,7 +341,7 @@ class _Stop:
 def run_local(
     exp: Experiment,
     *,
-    results_dir: str | Path = "runs",
+    results_dir: str | Path = layout.LOCAL_RESULTS_DIR,
     parallelism: int | None = None,
     ignore_gpus: bool = False,
     grace_seconds: float = 10.0,

@@ -1,4 +1,4 @@
-"""Read runs' results from a results root, rank them by the experiment's objective, build the table.
+"""Read runs' results from a results root, rank them by the experiment's objective: table, CSV, plot.
 
 Works on any directory laid out as ``layout`` says — a local ``--results-dir`` or the NFS results volume mounted
 on a workstation or in a reader pod — and knows nothing about how the runs were executed: run states (from the
@@ -12,16 +12,29 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ml_jobs import layout
+from ml_jobs.errors import ResultsError
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ml_jobs._tables import Column
     from ml_jobs.spec import Objective
 
-__all__ = ["RunResult", "format_number", "rank", "read_results", "read_run", "results_table"]
+__all__ = [
+    "ExperimentResults",
+    "RunResult",
+    "format_number",
+    "plot",
+    "rank",
+    "read_results",
+    "read_run",
+    "results_rows",
+    "results_table",
+    "to_csv",
+]
 
 
 @dataclass(frozen=True)
@@ -141,26 +154,20 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def results_table(
+def results_rows(
     results: Iterable[RunResult],
     objective: Objective | None,
     *,
     states: Mapping[int, str] | None = None,
-    title: str | None = None,
     limit: int | None = None,
     max_metrics: int = 4,
-) -> Table:
-    """A rich table of runs ranked by the objective: rank, run, state, parameters, objective, other metrics.
+) -> tuple[list[Column], list[tuple[str, list[str]]]]:
+    """The ranked table as plain cells: (columns, [(state, cells), ...] best first).
 
-    Args:
-        results: the runs (any order; they are ranked here).
-        objective: ranks the runs; ``None`` keeps index order.
-        states: run index -> state word (``succeeded``, ``failed``, ...) from the backend, if it knows them.
-        title: the table's title.
-        limit: show only the best ``limit`` runs.
-        max_metrics: other metrics shown besides the objective (alphabetical).
+    Columns: rank, run, state (when ``states`` is given), each parameter, the objective, up to ``max_metrics``
+    other metrics (alphabetical). Runs without the objective's metric come last, unranked.
     """
-    from rich.table import Table
+    from ml_jobs._tables import Column
 
     ranked = rank(results, objective)
     shown = ranked if limit is None else ranked[:limit]
@@ -172,33 +179,67 @@ def results_table(
     main = objective.metric if objective else None
     others = sorted(metric_names - {main})[:max_metrics]
 
-    caption = None
-    if limit is not None and len(ranked) > limit:
-        caption = f"best {limit} of {len(ranked)} runs"
-    table = Table(title=title, caption=caption, header_style="bold")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("run")
+    columns = [Column("#", right=True), Column("run")]
     if states is not None:
-        table.add_column("state")
-    for name in param_names:
-        table.add_column(name, justify="right")
-    if main is not None:
-        arrow = "↑" if objective and objective.goal == "max" else "↓"
-        table.add_column(f"{main} {arrow}", justify="right", style="bold cyan")
-    for name in others:
-        table.add_column(name, justify="right")
+        columns.append(Column("state"))
+    columns += [Column(name, right=True) for name in param_names]
+    if objective is not None:
+        columns.append(Column(_objective_header(objective), right=True))
+    columns += [Column(name, right=True) for name in others]
 
+    rows = []
     for position, r in enumerate(shown, start=1):
         has_main = main is not None and r.metric(main) is not None
-        row = [str(position) if has_main or main is None else "", r.run]
+        state = states.get(r.index, "") if states is not None else ""
+        cells = [str(position) if has_main or main is None else "", r.run]
         if states is not None:
-            state = states.get(r.index, "")
-            row.append(_STATE_STYLE.get(state, "{}").format(state))
-        row.extend(format_number(r.params.get(name)) for name in param_names)
+            cells.append(state)
+        cells.extend(format_number(r.params.get(name)) for name in param_names)
         if main is not None:
-            row.append(format_number(r.metric(main)))
-        row.extend(format_number(r.metric(name)) for name in others)
-        table.add_row(*row)
+            cells.append(format_number(r.metric(main)))
+        cells.extend(format_number(r.metric(name)) for name in others)
+        rows.append((state, cells))
+    return columns, rows
+
+
+def _objective_header(objective: Objective) -> str:
+    return f"{objective.metric} {'↑' if objective.goal == 'max' else '↓'}"
+
+
+def results_table(
+    results: Iterable[RunResult],
+    objective: Objective | None,
+    *,
+    states: Mapping[int, str] | None = None,
+    title: str | None = None,
+    limit: int | None = None,
+    max_metrics: int = 4,
+) -> Table:
+    """A rich table of runs ranked by the objective (the cells of :func:`results_rows`, with colour).
+
+    Args:
+        results: the runs (any order; they are ranked here).
+        objective: ranks the runs; ``None`` keeps index order.
+        states: run index -> state word (``succeeded``, ``failed``, ...) from the backend, if it knows them.
+        title: the table's title.
+        limit: show only the best ``limit`` runs.
+        max_metrics: other metrics shown besides the objective (alphabetical).
+    """
+    from rich.table import Table
+
+    results = list(results)
+    columns, rows = results_rows(results, objective, states=states, limit=limit, max_metrics=max_metrics)
+    caption = f"best {limit} of {len(results)} runs" if limit is not None and len(results) > limit else None
+    table = Table(title=title, caption=caption, header_style="bold")
+    main = _objective_header(objective) if objective is not None else None
+    for i, column in enumerate(columns):
+        style = "dim" if i == 0 else "bold cyan" if column.header == main else None
+        table.add_column(column.header, justify="right" if column.right else "left", style=style)
+    state_column = 2 if states is not None else None
+    for state, cells in rows:
+        if state_column is not None:  # the cells are ours: colour the state in place
+            cells[state_column] = _STATE_STYLE.get(state, "{}").format(state)
+        table.add_row(*cells)
     return table
 
 
@@ -209,3 +250,102 @@ _STATE_STYLE = {
     "interrupted": "[magenta]{}[/]",
     "pending": "[dim]{}[/]",
 }
+
+
+@dataclass
+class ExperimentResults:
+    """Every run of one revision with its parameters, metrics and (where recorded) state."""
+
+    experiment: str
+    revision: int
+    objective: Any  # ml_jobs.spec.Objective or None
+    runs: list[RunResult]
+    source: str  # "local <dir>", "mounted <path>", "reader pod <name> (claim <claim>)"
+    params: list[str] = field(default_factory=list)
+    states: dict[int, str] = field(default_factory=dict)
+
+    def ranked(self) -> list[RunResult]:
+        """Best first by the objective; runs without the metric last."""
+        return rank(self.runs, self.objective)
+
+    @property
+    def title(self) -> str:
+        """``digits-sweep r1 — local runs/digits-sweep``."""
+        return f"{self.experiment} r{self.revision} — {self.source}"
+
+    def table(self, *, limit: int | None = None) -> Table:
+        """The ranked rich table (:func:`results_table`)."""
+        return results_table(self.runs, self.objective, states=self.states or None, title=self.title, limit=limit)
+
+    def write_plain(self, out: TextIO, *, limit: int | None = None) -> None:
+        """The ranked table as plain aligned text, row by row (for many runs; see ``ml_jobs._tables``)."""
+        from ml_jobs._tables import write_plain
+
+        columns, rows = results_rows(self.runs, self.objective, states=self.states or None, limit=limit)
+        write_plain(columns, (cells for _, cells in rows), out)
+
+
+def to_csv(results: ExperimentResults, *, limit: int | None = None) -> str:
+    """The ranked runs as CSV (the best ``limit``): rank, run, index, state, each parameter, each metric."""
+    import csv
+    import io
+
+    ranked = results.ranked()[:limit]
+    params = results.params or sorted({k for r in ranked for k in r.params})
+    metrics = sorted({k for r in ranked for k in r.metrics})
+    main = results.objective.metric if results.objective is not None else None
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "run", "index", "state", *params, *metrics])
+    for position, r in enumerate(ranked, 1):
+        ranked_here = main is None or r.metric(main) is not None
+        w.writerow(
+            [position if ranked_here else "", r.run, r.index, results.states.get(r.index, "")]
+            + [r.params.get(p, "") for p in params]
+            + [r.metrics.get(m, "") for m in metrics]
+        )
+    return buf.getvalue()
+
+
+def plot(results: ExperimentResults, path: Path) -> Path:
+    """A PNG of the objective metric against each swept parameter (one panel per parameter, best run starred)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if results.objective is None:
+        raise ResultsError(f"{results.experiment!r} has no objective metric to plot")
+    metric, goal = results.objective.metric, results.objective.goal
+    params = results.params or sorted({k for r in results.runs for k in r.params})
+    points = [r for r in results.runs if r.metric(metric) is not None]
+    if not points:
+        raise ResultsError(f"no run of {results.experiment!r} reported {metric!r}; nothing to plot")
+    if not params:
+        raise ResultsError(f"{results.experiment!r} sweeps no parameters; nothing to plot {metric!r} against")
+    best = results.ranked()[0]
+    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params), 3.6), squeeze=False, sharey=True)
+    for ax, p in zip(axes[0], params, strict=True):
+        xs = [r.params.get(p) for r in points]
+        ys = [r.metric(metric) for r in points]
+        numbers = [float(x) for x in xs if isinstance(x, int | float) and not isinstance(x, bool)]
+        if len(numbers) == len(xs):
+            ax.scatter(numbers, ys, s=18, alpha=0.75)
+            if min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
+                ax.set_xscale("log")
+            ax.scatter([best.params.get(p)], [best.metric(metric)], s=90, marker="*", color="crimson", zorder=3)
+        else:
+            cats = sorted({str(x) for x in xs})
+            pos = {c: i for i, c in enumerate(cats)}
+            ax.scatter([pos[str(x)] for x in xs], ys, s=18, alpha=0.75)
+            ax.scatter([pos[str(best.params.get(p))]], [best.metric(metric)], s=90, marker="*", color="crimson")
+            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
+        ax.set_xlabel(p)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} ({goal})")
+    fig.suptitle(f"{results.experiment} r{results.revision}: {metric} by parameter ({len(points)} runs)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -13,8 +13,9 @@ from ml_jobs.kube._submit import Decision, SubmitResult, check, decide, submit
 from ml_jobs.kube.listing import ExperimentSummary, list_experiments
 from ml_jobs.kube.logs import run_logs
 from ml_jobs.kube.pending import Cause
-from ml_jobs.kube.results import ExperimentResults, plot, read_results, to_csv
+from ml_jobs.kube.results import read_results
 from ml_jobs.kube.status import RunStatus, SweepStatus, sweep_status
+from ml_jobs.results import ExperimentResults, plot, to_csv
 
 __all__ = [
     "Api",

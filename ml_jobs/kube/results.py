@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from ml_jobs import results as _results
 from ml_jobs.errors import HerdError, ResultsError
 from ml_jobs.kube import pending, registry
 from ml_jobs.kube.status import sweep_status
+from ml_jobs.results import ExperimentResults
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -55,30 +56,6 @@ READER_SCRIPT = (
     "done\n"
     f"echo '{_END}'\"$n\"\n"
 )
-
-
-@dataclass
-class ExperimentResults:
-    """Every run of one revision with its parameters, metrics and (where recorded) state."""
-
-    experiment: str
-    revision: int
-    objective: Any  # ml_jobs.spec.Objective or None
-    runs: list[_results.RunResult]
-    source: str  # "mounted <path>", "reader pod <name> (claim <claim>)"
-    params: list[str] = field(default_factory=list)
-    states: dict[int, str] = field(default_factory=dict)
-
-    def ranked(self) -> list[_results.RunResult]:
-        """Best first by the objective; runs without the metric last."""
-        return _results.rank(self.runs, self.objective)
-
-    def table(self, *, limit: int | None = None) -> Any:
-        """The ranked rich table (``ml_jobs.results.results_table``)."""
-        title = f"{self.experiment} r{self.revision} — {self.source}"
-        return _results.results_table(
-            self.runs, self.objective, states=self.states or None, title=title, limit=limit
-        )
 
 
 def parse_reader_output(lines: list[str]) -> dict[str, str]:
@@ -293,69 +270,3 @@ def _record_metrics(
             changed = True
     if changed:
         registry.update(api, record, record.revisions, runs={rev.revision: rows})
-
-
-def to_csv(results: ExperimentResults, *, limit: int | None = None) -> str:
-    """The ranked runs as CSV (the best ``limit``): rank, run, index, state, each parameter, each metric."""
-    import csv
-    import io
-
-    ranked = results.ranked()[:limit]
-    params = results.params or sorted({k for r in ranked for k in r.params})
-    metrics = sorted({k for r in ranked for k in r.metrics})
-    main = results.objective.metric if results.objective is not None else None
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "run", "index", "state", *params, *metrics])
-    for position, r in enumerate(ranked, 1):
-        ranked_here = main is None or r.metric(main) is not None
-        w.writerow(
-            [position if ranked_here else "", r.run, r.index, results.states.get(r.index, "")]
-            + [r.params.get(p, "") for p in params]
-            + [r.metrics.get(m, "") for m in metrics]
-        )
-    return buf.getvalue()
-
-
-def plot(results: ExperimentResults, path: Path) -> Path:
-    """A PNG of the objective metric against each swept parameter (one panel per parameter, best run starred)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if results.objective is None:
-        raise ResultsError(f"{results.experiment!r} has no objective metric to plot")
-    metric, goal = results.objective.metric, results.objective.goal
-    params = results.params or sorted({k for r in results.runs for k in r.params})
-    points = [r for r in results.runs if r.metric(metric) is not None]
-    if not points:
-        raise ResultsError(f"no run of {results.experiment!r} reported {metric!r}; nothing to plot")
-    if not params:
-        raise ResultsError(f"{results.experiment!r} sweeps no parameters; nothing to plot {metric!r} against")
-    best = results.ranked()[0]
-    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params), 3.6), squeeze=False, sharey=True)
-    for ax, p in zip(axes[0], params, strict=True):
-        xs = [r.params.get(p) for r in points]
-        ys = [r.metric(metric) for r in points]
-        numbers = [float(x) for x in xs if isinstance(x, int | float) and not isinstance(x, bool)]
-        if len(numbers) == len(xs):
-            ax.scatter(numbers, ys, s=18, alpha=0.75)
-            if min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
-                ax.set_xscale("log")
-            ax.scatter([best.params.get(p)], [best.metric(metric)], s=90, marker="*", color="crimson", zorder=3)
-        else:
-            cats = sorted({str(x) for x in xs})
-            pos = {c: i for i, c in enumerate(cats)}
-            ax.scatter([pos[str(x)] for x in xs], ys, s=18, alpha=0.75)
-            ax.scatter([pos[str(best.params.get(p))]], [best.metric(metric)], s=90, marker="*", color="crimson")
-            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
-        ax.set_xlabel(p)
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel(f"{metric} ({goal})")
-    fig.suptitle(f"{results.experiment} r{results.revision}: {metric} by parameter ({len(points)} runs)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,5 +1,5 @@
 """Tables of runs at 10,000 rows: the rich table up to a screenful, then the first and last rows on a terminal,
-and a plain table of every row with --all or when piped (ml_jobs._tables, `sweep`, `status --all`)."""
+and a plain table of every row with --all or when piped (ml_jobs._tables; `sweep`, `status --all`, `results`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from rich.console import Console
 from ml_jobs import _cli_cluster
 from ml_jobs._tables import SHORT_ROWS, Column, form, head_and_tail, write_plain
 from ml_jobs.kube.status import RunStatus, SweepStatus
+from ml_jobs.results import ExperimentResults, RunResult
+from ml_jobs.spec import Objective
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = """\
@@ -158,3 +160,30 @@ def test_status_without_all_keeps_its_short_form(capsys):
 def test_status_all_of_a_few_runs_is_the_rich_table(capsys):
     text = printed(status_of(12), True, capsys)
     assert len(re.findall(r"run-\d{5}", text)) == 12 and "more runs" not in text
+
+
+def results_of(runs: int) -> ExperimentResults:
+    rows = [
+        RunResult(
+            index=i, run=f"run-{i:05d}", path=Path("/r"), params={"lr": i / 10}, metrics={"acc": (i % 1000) / 1000}
+        )
+        for i in range(runs)
+    ]
+    return ExperimentResults("big-sweep", 1, Objective(metric="acc"), rows, "local runs/big-sweep", ["lr"], {})
+
+
+def test_results_of_10000_runs_piped_is_a_plain_ranked_table(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    _cli_cluster._print_results(results_of(10_000), csv=False, limit=None, show_all=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["#", "run", "lr", "acc", "↑"]
+    assert len(lines) == 10_001 and lines[1].split() == ["1", "run-00999", "99.9", "0.999"]
+
+
+def test_results_of_10000_runs_on_a_terminal_are_the_best_20(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    _cli_cluster._print_results(results_of(10_000), csv=False, limit=None, show_all=False)
+    text = ANSI.sub("", capsys.readouterr().out)
+    assert len(re.findall(r"run-\d{5}", text)) == _cli_cluster.RESULTS_ROWS
+    assert "best 20 of 10000 runs" in text and "--limit N for more, --all for all 10,000" in text
