@@ -17,7 +17,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-_AVAILABLE = re.compile(r"^0/(\d+) nodes are available: (.*?)(?:\.\s*preemption:.*)?\.?$", re.S)
+# The scheduler's FitError: "0/9 nodes are available: <count> <reason>, ... ." then other sentences (DRA's "no new
+# claims to deallocate", "preemption: ..."). Reasons without a count concern the pod itself (an unbound claim).
+_AVAILABLE = re.compile(r"^0/(\d+) nodes are available: (.*?)(?:\.(?:\s.*)?)?$", re.S)
 _ITEM = re.compile(r"^(\d+) (.*)$")
 _TAINT = re.compile(r"taint \{([^:}]+): ?([^}]*)\}")
 _SCALE_UP = re.compile(r"\{(\S+) (\d+)->(\d+) \(max: (\d+)\)\}")
@@ -67,6 +69,10 @@ def scheduler_causes(message: str, pod: dict[str, Any]) -> list[str]:
     for item in m.group(2).split(", "):
         im = _ITEM.match(item.strip())
         if not im:
+            if "unbound immediate PersistentVolumeClaims" in item:
+                causes.append(
+                    "its volume claim is not bound (no volume provisioned: is the NFS provisioner running?)"
+                )
             continue
         n, what = int(im.group(1)), im.group(2)
         of = f"{n}/{total} nodes"
@@ -78,9 +84,12 @@ def scheduler_causes(message: str, pod: dict[str, Any]) -> list[str]:
             sel = _selector_text(pod)
             causes.append(f"no node matches the node selector {sel}" if every else f"{of} don't match {sel}")
         elif "untolerated taint" in what or "had taint {" in what:
-            t = _TAINT.search(what)
-            taint = f"{t.group(1)}={t.group(2)}" if t and t.group(2) else (t.group(1) if t else "a taint")
-            causes.append(f"{of} have taint {taint}, which the run does not tolerate")
+            # Schedulers before 1.30 name the taint; newer ones say "had untolerated taint(s)" only.
+            if t := _TAINT.search(what):
+                taint = f"{t.group(1)}={t.group(2)}" if t.group(2) else t.group(1)
+                causes.append(f"{of} have taint {taint}, which the run does not tolerate")
+            else:
+                causes.append(f"{of} have taints the run does not tolerate")
         elif "were unschedulable" in what:
             causes.append(f"{of} are cordoned")
         elif "persistentvolumeclaim" in what.lower() or "PersistentVolume" in what:

@@ -1,30 +1,48 @@
-"""Fixtures of the Kubernetes backend's tests: the API emulator and the component doubles (see emulator.py,
-doubles.py for what they fill in and what they cannot)."""
+"""The Kubernetes backend's tests run against the local real cluster (``herd_ops.local_cluster``): upstream etcd,
+kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, KWOK nodes shaped like the example
+site. One cluster per test session; each test gets a fresh team namespace holding what the Pulumi program creates
+in the vision team's (Role, binding, quota, limits, claim), and talks to the server as alice — a member of the
+vision team's submitter group with no other rights — through the fault-injecting proxy (``faults.py``), which logs
+every request and fails the ones a test asks it to.
+
+KWOK runs no containers: a run's pod is told how to end through its spec's ``env`` (``herd_ops/kwok_stages.yaml``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import json
+import os
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ml_jobs.spec import Experiment
-from tests.ml_jobs.cluster.doubles import (
-    AutoscalerDouble,
-    JobControllerDouble,
-    KubeletDouble,
-    ResultsVolumeDouble,
-    SchedulerDouble,
-    node,
+from herd_ops.local_cluster import (
+    ALICE_TEAM,
+    LocalCluster,
+    LocalClusterError,
+    components_dir,
+    plan_objects,
+    stand_in_volumes,
+    write_kubeconfig,
 )
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
+from ml_jobs.spec import Experiment
+from tests.ml_jobs.cluster.faults import FaultProxy, Logged
 
-GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the example site's onprem-gpu servers: gpu-01, gpu-02, 4 GPUs each
+PINNED_RELEASE = "v1.36.3"  # scripts/components/kubernetes/go.mod; test_real_cluster.py holds the two together
 
 
-def experiment(runs: int = 6, **overrides: Any) -> Experiment:
-    """A GPU sweep of ``runs`` runs (random search over lr and batch size) with an objective."""
+def experiment(runs: int = 6, env: dict[str, str] | None = None, **overrides: Any) -> Experiment:
+    """A GPU sweep of ``runs`` runs (random search over lr and batch size) with an objective; ``env`` tells the
+    simulated nodes how runs end (``HERD_SIMULATED_*``)."""
     spec: dict[str, Any] = {
         "name": "bert-sweep",
         "image": "registry.example.com/nlp/bert:2.1",
@@ -33,7 +51,7 @@ def experiment(runs: int = 6, **overrides: Any) -> Experiment:
         "resources": {"cpu": "4", "memory": "16Gi", "gpus": 1, "gpu_product": GPU_PRODUCT},
         "retries": 1,
         "parallelism": 4,
-        "results": {"claim": "team-results", "mount_path": "/mnt/results"},
+        "results": {"claim": "herd-results", "mount_path": "/mnt/results"},
         "objective": {"metric": "accuracy", "goal": "max"},
         "sweep": {
             "random": {
@@ -43,77 +61,256 @@ def experiment(runs: int = 6, **overrides: Any) -> Experiment:
             }
         },
     }
+    if env:
+        spec["env"] = env
     spec.update(overrides)
     return Experiment(**spec)
 
 
-def gpu_cluster_nodes() -> list[dict[str, Any]]:
-    """Five nodes: two H100 nodes (tainted), one A10 node (tainted), two CPU nodes."""
-    gpu_taint = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
-    return [
-        node(
-            "gpu-h100-1",
-            labels={"nvidia.com/gpu.product": GPU_PRODUCT, "herd.dev/tier": "gpu"},
-            gpus=1,
-            taints=gpu_taint,
-        ),
-        node(
-            "gpu-h100-2",
-            labels={"nvidia.com/gpu.product": GPU_PRODUCT, "herd.dev/tier": "gpu"},
-            gpus=1,
-            taints=gpu_taint,
-        ),
-        node(
-            "gpu-a10-1",
-            labels={"nvidia.com/gpu.product": "NVIDIA-A10G", "herd.dev/tier": "gpu"},
-            gpus=1,
-            taints=gpu_taint,
-        ),
-        node("cpu-1", labels={"herd.dev/tier": "general"}),
-        node("cpu-2", labels={"herd.dev/tier": "general"}),
-    ]
+def outcomes(table: dict[str, dict[str, Any]], **more: str) -> dict[str, str]:
+    """The ``env`` that makes simulated runs end as ``table`` says (see ``herd_ops/kwok_stages.yaml``)."""
+    return {"HERD_SIMULATED_OUTCOMES": json.dumps(table), **more}
 
 
-@pytest.fixture
-def cluster() -> Iterator[EmulatedCluster]:
-    c = EmulatedCluster().start()
+# ------------------------------------------------------------------------------------------------ admin access
+class Admin:
+    """Direct access as the cluster's admin, for what a test sets up or inspects (never counted as alice's)."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        pki = cluster.directory / "pki"
+        self._ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self._ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self.server = cluster.server
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Content-Type", content_type)
+        req.add_header("Accept", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self._ctx, timeout=30) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as e:
+            if e.code == 404 and method == "GET":
+                return None
+            raise AssertionError(f"admin {method} {path}: {e.code} {e.read().decode()[:500]}") from e
+
+    @staticmethod
+    def path(plural: str, namespace: str | None, name: str = "") -> str:
+        group = {"jobs": "/apis/batch/v1", "events.k8s.io": "/apis/events.k8s.io/v1"}.get(plural, "/api/v1")
+        resource = "events" if plural == "events.k8s.io" else plural
+        where = f"/namespaces/{namespace}" if namespace else ""
+        return f"{group}{where}/{resource}" + (f"/{name}" if name else "")
+
+
+# ------------------------------------------------------------------------------------------------ one test's view
+class TeamCluster:
+    """The real cluster as one test sees it: its own team namespace, alice through the fault proxy, admin beside.
+
+    Attributes:
+        namespace: the test's team namespace.
+        proxy: the fault proxy alice's requests go through.
+        admin: admin access for setup and inspection.
+    """
+
+    def __init__(self, cluster: LocalCluster, namespace: str, proxy: FaultProxy, admin: Admin) -> None:
+        self.local = cluster
+        self.namespace = namespace
+        self.proxy = proxy
+        self.admin = admin
+
+    # ---- alice
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    @property
+    def log(self) -> list[Logged]:
+        return self.proxy.log
+
+    def requests(self, method: str | None = None, path: str = "") -> list[Logged]:
+        return self.proxy.requests(method, path)
+
+    def reset_log(self) -> None:
+        self.proxy.reset_log()
+
+    def inject(self, method: str, path: str, status: int | None, **kw: Any) -> Any:
+        return self.proxy.inject(method, path, status, **kw)
+
+    def configuration(self) -> Any:
+        from kubernetes import client
+
+        cfg = client.Configuration()
+        cfg.host = self.proxy.url
+        cfg.retries = False
+        return cfg
+
+    def api(self, *, timeout: float = 10.0, attempts: int = 3) -> Any:
+        from ml_jobs.kube import Api
+
+        return Api(self.configuration(), self.namespace, timeout=timeout, attempts=attempts, sleep=lambda s: None)
+
+    def kubeconfig(self, path: Path, *, direct: bool = False) -> Path:
+        """A kubeconfig for alice in this namespace: through the proxy (plain HTTP, the proxy holds her
+        certificate), or ``direct`` to the API server with her own client certificate."""
+        pki = self.local.directory / "pki"
+        if direct:
+            return write_kubeconfig(
+                path, self.local.server, pki / "ca.crt", (pki / "alice.crt", pki / "alice.key"), "alice",
+                namespace=self.namespace,
+            )  # fmt: skip
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "herd-local", "cluster": {"server": self.proxy.url}}],
+            "users": [{"name": "alice", "user": {}}],
+            "contexts": [{"name": "alice", "context": {"cluster": "herd-local", "user": "alice", "namespace": self.namespace}}],
+            "current-context": "alice",
+        }
+        path.write_text(json.dumps(doc))
+        return path
+
+    # ---- admin
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        return self.admin.request("GET", Admin.path(plural, self.namespace, name))
+
+    def all(self, plural: str, selector: str = "") -> list[dict[str, Any]]:
+        query = f"?labelSelector={urllib.request.quote(selector)}" if selector else ""
+        return self.admin.request("GET", Admin.path(plural, self.namespace) + query)["items"]
+
+    def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.admin.request("POST", Admin.path(plural, self.namespace), body)
+
+    def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.admin.request(
+            "PATCH", Admin.path(plural, self.namespace, name), patch, "application/merge-patch+json"
+        )
+
+    def pods(self, job: str) -> list[dict[str, Any]]:
+        """The pods of Job ``job``, oldest first."""
+        pods = self.all("pods", f"batch.kubernetes.io/job-name={job}")
+        return sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"] + p["metadata"]["name"])
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.25)
+
+    def wait_job(self, name: str, condition: str = "", timeout: float = 90.0) -> dict[str, Any]:
+        """The Job once it has ``condition`` True (default: once it is finished, Complete or Failed)."""
+        wanted = {condition} if condition else {"Complete", "Failed"}
+
+        def done() -> dict[str, Any] | None:
+            job = self.get("jobs", name)
+            conditions = (job or {}).get("status", {}).get("conditions", [])
+            return job if any(c["type"] in wanted and c["status"] == "True" for c in conditions) else None
+
+        return self.wait(f"Job {name} {'/'.join(sorted(wanted))}", done, timeout)
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+def _free_base_port(span: int = 5) -> int:
+    for base in range(26443, 40000, 10):
+        ok = True
+        for port in range(base, base + span):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The local real cluster, started once per session (``scripts/local-cluster.sh up`` does the same)."""
     try:
-        yield c
+        bin_dir = components_dir()
+    except LocalClusterError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must build the components first (scripts/test.sh does): {e}")
+        pytest.skip(f"the real control plane is not built here: {e}")
+    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), _free_base_port(), bin_dir)
+    cluster.up(log=lambda _m: None)
+    try:
+        yield cluster
     finally:
-        c.stop()
+        cluster.down(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def team_objects(real_control_plane: LocalCluster) -> list[dict[str, Any]]:
+    """What the Pulumi program creates in the vision team's namespace (from its offline plan), Namespace first."""
+    objects = [
+        o
+        for o in plan_objects()
+        if o["metadata"].get("namespace") == ALICE_TEAM or (o["kind"] == "Namespace" and o["metadata"]["name"] == ALICE_TEAM)
+    ]
+    assert {o["kind"] for o in objects} >= {"Namespace", "ResourceQuota", "LimitRange", "Role", "RoleBinding"}
+    return objects
+
+
+_namespaces = itertools.count(1)
+
+
+def new_team_namespace(cluster: LocalCluster, objects: list[dict[str, Any]], admin: Admin) -> str:
+    """A fresh namespace holding a copy of the vision team's objects (and its claim's stand-in volume)."""
+    name = f"team-{os.getpid() % 10000}-{next(_namespaces)}"
+    copies = json.loads(json.dumps(objects).replace(f'"{ALICE_TEAM}"', f'"{name}"'))
+    for o in copies:
+        o["metadata"].get("labels", {}).pop("herd.dev/team", None)
+    copies += stand_in_volumes(copies, cluster.directory / "volumes")
+    cluster.apply(copies)
+
+    def usable() -> bool:  # pods need the default ServiceAccount, and a bound results claim to be scheduled
+        if admin.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default") is None:
+            return False
+        claims = admin.request("GET", f"/api/v1/namespaces/{name}/persistentvolumeclaims")["items"]
+        return all(c.get("status", {}).get("phase") == "Bound" for c in claims)
+
+    deadline = time.monotonic() + 30
+    while not usable():
+        assert time.monotonic() < deadline, f"namespace {name}: no ServiceAccount or unbound claims after 30 s"
+        time.sleep(0.2)
+    return name
+
+
+@pytest.fixture(scope="session")
+def admin(real_control_plane: LocalCluster) -> Admin:
+    return Admin(real_control_plane)
 
 
 @pytest.fixture
-def api(cluster: EmulatedCluster) -> Iterator[Any]:
+def cluster(real_control_plane: LocalCluster, team_objects: list[dict[str, Any]], admin: Admin) -> Iterator[TeamCluster]:
+    """A fresh team namespace on the real cluster, alice's requests through a fresh fault proxy."""
+    namespace = new_team_namespace(real_control_plane, team_objects, admin)
+    pki = real_control_plane.directory / "pki"
+    proxy = FaultProxy(real_control_plane.server, str(pki / "ca.crt"), str(pki / "alice.crt"), str(pki / "alice.key"))
+    proxy.start()
+    try:
+        yield TeamCluster(real_control_plane, namespace, proxy, admin)
+    finally:
+        proxy.stop()
+        admin.request("DELETE", f"/api/v1/namespaces/{namespace}")
+        for pv in admin.request("GET", "/api/v1/persistentvolumes")["items"]:
+            if pv["spec"].get("claimRef", {}).get("namespace") == namespace:
+                admin.request("DELETE", f"/api/v1/persistentvolumes/{pv['metadata']['name']}")
+
+
+@pytest.fixture
+def api(cluster: TeamCluster) -> Iterator[Any]:
     a = cluster.api()
     try:
         yield a
     finally:
         a.close()
-
-
-@pytest.fixture
-def controller(cluster: EmulatedCluster) -> JobControllerDouble:
-    return JobControllerDouble(cluster)
-
-
-@pytest.fixture
-def scheduler(cluster: EmulatedCluster) -> SchedulerDouble:
-    return SchedulerDouble(cluster, gpu_cluster_nodes())
-
-
-@pytest.fixture
-def kubelet(cluster: EmulatedCluster, controller: JobControllerDouble) -> KubeletDouble:
-    return KubeletDouble(cluster, controller)
-
-
-@pytest.fixture
-def autoscaler(cluster: EmulatedCluster) -> AutoscalerDouble:
-    return AutoscalerDouble(cluster)
-
-
-@pytest.fixture
-def volume(tmp_path: Path) -> ResultsVolumeDouble:
-    root = tmp_path / "nfs"
-    root.mkdir()
-    return ResultsVolumeDouble(root)

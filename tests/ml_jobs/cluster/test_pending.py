@@ -80,6 +80,23 @@ POD = {
             ],
         ),
         (
+            # The v1.36.3 scheduler of the local real cluster: taints unnamed, DRA's sentence before preemption's.
+            "0/9 nodes are available: 2 Insufficient nvidia.com/gpu, 2 node(s) had untolerated taint(s), 5 node(s) "
+            "didn't match Pod's node affinity/selector. no new claims to deallocate, preemption: 0/9 nodes are "
+            "available: 9 Preemption is not helpful for scheduling.",
+            [
+                "2/9 nodes lack free nvidia.com/gpu",
+                "2/9 nodes have taints the run does not tolerate",
+                "5/9 nodes don't match nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3, herd.dev/location in "
+                "(onprem,cloud)",
+            ],
+        ),
+        (
+            # The same scheduler while the results claim has no volume (the NFS provisioner is not running).
+            "0/9 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found",
+            ["its volume claim is not bound (no volume provisioned: is the NFS provisioner running?)"],
+        ),
+        (
             'persistentvolumeclaim "team-results" not found',
             ['not schedulable: persistentvolumeclaim "team-results" not found'],
         ),

@@ -1,4 +1,5 @@
-"""submit against the API emulator: every request asserted, idempotence, revisions, retries, rollback."""
+"""submit against the real API server (as alice, through the fault proxy): every request asserted, idempotence,
+revisions, retries after injected faults, rollback."""
 
 from __future__ import annotations
 
@@ -18,25 +19,31 @@ from ml_jobs.errors import (
 from ml_jobs.kube import _submit as submit_module
 from ml_jobs.kube import registry, submit
 from ml_jobs.render import render
-from tests.ml_jobs.cluster.conftest import experiment
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
+from tests.ml_jobs.cluster.conftest import TeamCluster, experiment
 
-pytestmark = pytest.mark.emulator
-
-NS = "team-a"
-CM = f"/api/v1/namespaces/{NS}/configmaps"
-JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+pytestmark = pytest.mark.real_cluster
 
 
-def calls(cluster: EmulatedCluster) -> list[tuple[str, str]]:
+def cm_path(cluster: TeamCluster) -> str:
+    return f"/api/v1/namespaces/{cluster.namespace}/configmaps"
+
+
+def jobs_path(cluster: TeamCluster) -> str:
+    return f"/apis/batch/v1/namespaces/{cluster.namespace}/jobs"
+
+
+def calls(cluster: TeamCluster) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in cluster.log]
 
 
-def names(cluster: EmulatedCluster, plural: str) -> list[str]:
-    return sorted(o["metadata"]["name"] for o in cluster.all(plural))
+def names(cluster: TeamCluster, plural: str) -> list[str]:
+    """What is in the namespace, less what a real cluster puts in every namespace (the controller manager's root
+    CA publisher writes ``kube-root-ca.crt``)."""
+    return sorted(o["metadata"]["name"] for o in cluster.all(plural) if o["metadata"]["name"] != "kube-root-ca.crt")
 
 
-def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: EmulatedCluster, api: Any) -> None:
+def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: TeamCluster, api: Any) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     exp = experiment(6)
     result = submit(api, exp, owner="alice")
 
@@ -50,7 +57,7 @@ def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: Emulat
         ("PATCH", f"{CM}/bert-sweep.registry"),  # submitting -> submitted
     ]
     # Bodies: exactly the renderer's objects, stamped with this submission.
-    expected = render(exp, namespace=NS, owner="alice", revision=1)
+    expected = render(exp, namespace=cluster.namespace, owner="alice", revision=1)
     sent_cm, sent_job = cluster.log[2].body, cluster.log[3].body
     submission = sent_job["metadata"]["annotations"][L.SUBMISSION]
     for sent, want in ((sent_cm, expected.config_map), (sent_job, expected.job)):
@@ -86,7 +93,8 @@ def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: Emulat
     assert not cluster.get("configmaps", "bert-sweep.registry")["metadata"].get("ownerReferences")
 
 
-def test_same_spec_twice_is_one_sweep_and_says_so(cluster: EmulatedCluster, api: Any) -> None:
+def test_same_spec_twice_is_one_sweep_and_says_so(cluster: TeamCluster, api: Any) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     exp = experiment(6)
     submit(api, exp, owner="alice")
     cluster.reset_log()
@@ -99,7 +107,8 @@ def test_same_spec_twice_is_one_sweep_and_says_so(cluster: EmulatedCluster, api:
     assert names(cluster, "jobs") == ["bert-sweep"]
 
 
-def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: EmulatedCluster, api: Any) -> None:
+def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: TeamCluster, api: Any) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     submit(api, experiment(6), owner="alice")
     changed = experiment(8)
     cluster.reset_log()
@@ -121,8 +130,9 @@ def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: Emu
 
 
 def test_a_5xx_after_the_server_committed_the_job_is_retried_without_a_duplicate(
-    cluster: EmulatedCluster, api: Any
+    cluster: TeamCluster, api: Any
 ) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     # The API server stored the Job, then the answer was lost (500): the retry meets 409 and finds its own Job.
     fault = cluster.inject("POST", "/jobs$", 500, after_commit=True)
 
@@ -137,8 +147,8 @@ def test_a_5xx_after_the_server_committed_the_job_is_retried_without_a_duplicate
 
 
 @pytest.mark.parametrize("after_commit", [False, True], ids=["lost-request", "lost-answer"])
-def test_a_timeout_mid_submit_is_retried_without_a_duplicate(cluster: EmulatedCluster, after_commit: bool) -> None:
-    cluster.timeout_sleep = 1.0
+def test_a_timeout_mid_submit_is_retried_without_a_duplicate(cluster: TeamCluster, after_commit: bool) -> None:
+    cluster.proxy.timeout_sleep = 1.0
     api = cluster.api(timeout=0.3)
     cluster.inject("POST", "/configmaps$", None, after_commit=after_commit)  # the registry create times out
 
@@ -150,12 +160,13 @@ def test_a_timeout_mid_submit_is_retried_without_a_duplicate(cluster: EmulatedCl
     api.close()
 
 
-def _assert_nothing_left(cluster: EmulatedCluster) -> None:
+def _assert_nothing_left(cluster: TeamCluster) -> None:
     assert names(cluster, "jobs") == []
     assert names(cluster, "configmaps") == []
 
 
-def test_a_persistent_5xx_rolls_back_everything_this_call_made(cluster: EmulatedCluster, api: Any) -> None:
+def test_a_persistent_5xx_rolls_back_everything_this_call_made(cluster: TeamCluster, api: Any) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     cluster.inject("POST", "/jobs$", 503, times=10, message="etcdserver: leader changed")
 
     with pytest.raises(ServerError, match=r"failed to create job 'bert-sweep'.*503 etcdserver: leader changed"):
@@ -170,22 +181,45 @@ def test_a_persistent_5xx_rolls_back_everything_this_call_made(cluster: Emulated
     ]
 
 
-def test_forbidden_names_verb_resource_and_namespace_and_rolls_back(cluster: EmulatedCluster, api: Any) -> None:
-    cluster.inject("POST", "/jobs$", 403)
+def test_a_namespace_without_the_role_is_refused_by_the_real_authorizer_in_one_line(cluster: TeamCluster) -> None:
+    # GIVEN alice, who holds the herd-submitter Role in her team's namespaces only, and the nlp team's namespace
+    from ml_jobs.kube import Api
+
+    api = Api(cluster.configuration(), "nlp", timeout=10, attempts=1)
+    # WHEN she submits there THEN the real RBAC authorizer refuses the first request, and nothing is created
+    with pytest.raises(ForbiddenError) as info:
+        submit(api, experiment(2), owner="alice")
+    message = str(info.value)
+    assert message.startswith("forbidden: you may not get configmaps in namespace 'nlp'"), message
+    assert 'User "alice" cannot get resource "configmaps" in API group "" in the namespace "nlp"' in message
+    assert "\n" not in message
+    assert [(r.method, r.status) for r in cluster.log if "/selfsubjectreviews" not in r.path] == [("GET", 403)]
+    assert cluster.admin.request("GET", "/apis/batch/v1/namespaces/nlp/jobs")["items"] == []
+    api.close()
+
+
+def test_a_forbidden_job_create_midway_rolls_back(cluster: TeamCluster, api: Any) -> None:
+    # An admission webhook or a changed Role refusing the Job after the ConfigMaps were made: the server's words.
+    cluster.inject(
+        "POST",
+        "/jobs$",
+        403,
+        message=f'jobs.batch is forbidden: User "alice" cannot create resource "jobs" in API group "batch" in the '
+        f'namespace "{cluster.namespace}"',
+    )
 
     with pytest.raises(ForbiddenError) as info:
         submit(api, experiment(6), owner="alice")
 
     message = str(info.value)
-    assert message.startswith("forbidden: you may not create jobs in namespace 'team-a'")
-    assert 'User "alice" cannot create resource "jobs" in API group "batch"' in message
+    assert message.startswith(f"forbidden: you may not create jobs in namespace '{cluster.namespace}'")
     assert "\n" not in message
-    assert (info.value.verb, info.value.resource, info.value.namespace) == ("create", "jobs", "team-a")
+    assert (info.value.verb, info.value.resource, info.value.namespace) == ("create", "jobs", cluster.namespace)
     assert len(cluster.requests("POST", "/jobs")) == 1  # 403 is not retried
     _assert_nothing_left(cluster)
 
 
-def test_invalid_carries_the_servers_message(cluster: EmulatedCluster, api: Any) -> None:
+def test_invalid_carries_the_servers_message(cluster: TeamCluster, api: Any) -> None:
     cluster.inject(
         "POST",
         "/jobs$",
@@ -198,10 +232,10 @@ def test_invalid_carries_the_servers_message(cluster: EmulatedCluster, api: Any)
     _assert_nothing_left(cluster)
 
 
-def test_a_job_of_that_name_from_elsewhere_is_a_conflict_not_adopted(cluster: EmulatedCluster, api: Any) -> None:
-    foreign = render(experiment(3), namespace=NS, owner="eve").job
+def test_a_job_of_that_name_from_elsewhere_is_a_conflict_not_adopted(cluster: TeamCluster, api: Any) -> None:
+    foreign = render(experiment(3), namespace=cluster.namespace, owner="eve").job
     foreign["metadata"]["labels"][L.SPEC_HASH] = "0123456789ab"
-    cluster.put("jobs", foreign)
+    cluster.create("jobs", foreign)
 
     with pytest.raises(ConflictError, match=r"job 'bert-sweep' already exists .* was not made from this spec"):
         submit(api, experiment(6), owner="alice")
@@ -211,8 +245,9 @@ def test_a_job_of_that_name_from_elsewhere_is_a_conflict_not_adopted(cluster: Em
 
 
 def test_ctrl_c_during_submit_leaves_nothing_half_made(
-    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+    cluster: TeamCluster, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     # Ctrl-C arrives after the Job was created, while the ConfigMap is being made its dependent.
     real_patch = api.patch
 
@@ -237,7 +272,7 @@ def test_ctrl_c_during_submit_leaves_nothing_half_made(
     assert delete_job.body["propagationPolicy"] == "Background"
 
 
-def test_rollback_of_a_new_revision_keeps_the_earlier_ones(cluster: EmulatedCluster, api: Any) -> None:
+def test_rollback_of_a_new_revision_keeps_the_earlier_ones(cluster: TeamCluster, api: Any) -> None:
     submit(api, experiment(6), owner="alice")
     cluster.inject("POST", "/jobs$", 403)
 
@@ -252,8 +287,9 @@ def test_rollback_of_a_new_revision_keeps_the_earlier_ones(cluster: EmulatedClus
 
 
 def test_a_submit_killed_outright_is_resumed_by_the_next_identical_submit(
-    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+    cluster: TeamCluster, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     # GIVEN a submit that died (kill -9: no rollback) after its ConfigMap, before its Job
     monkeypatch.setattr(submit_module, "_rollback", lambda *a, **k: None)
     cluster.inject("POST", "/jobs$", 403)
@@ -281,7 +317,7 @@ def test_a_submit_killed_outright_is_resumed_by_the_next_identical_submit(
     assert registry.read(api, "bert-sweep").latest().state == "submitted"  # type: ignore[union-attr]
 
 
-def test_registry_updates_are_guarded_by_resource_version(cluster: EmulatedCluster, api: Any) -> None:
+def test_registry_updates_are_guarded_by_resource_version(cluster: TeamCluster, api: Any) -> None:
     submit(api, experiment(6), owner="alice")
     stale = registry.read(api, "bert-sweep")
     assert stale is not None
@@ -291,12 +327,12 @@ def test_registry_updates_are_guarded_by_resource_version(cluster: EmulatedClust
         registry.update(api, stale, stale.revisions)
 
 
-def test_an_unreachable_api_server_is_one_line_after_retries(cluster: EmulatedCluster) -> None:
+def test_an_unreachable_api_server_is_one_line_after_retries(cluster: TeamCluster) -> None:
     from ml_jobs.kube import Api
 
     cfg = cluster.configuration()
     cfg.host = "http://127.0.0.1:9"  # discard port: nothing listens
-    api = Api(cfg, NS, timeout=0.5, attempts=2, sleep=lambda s: None)
+    api = Api(cfg, cluster.namespace, timeout=0.5, attempts=2, sleep=lambda s: None)
 
     with pytest.raises(
         UnreachableError, match=r"API server http://127.0.0.1:9: cannot connect .*after 2 attempts"
@@ -304,7 +340,7 @@ def test_an_unreachable_api_server_is_one_line_after_retries(cluster: EmulatedCl
         submit(api, experiment(6), owner="alice")
 
 
-def test_a_409_from_a_concurrent_writer_rolls_back_and_says_so(cluster: EmulatedCluster, api: Any) -> None:
+def test_a_409_from_a_concurrent_writer_rolls_back_and_says_so(cluster: TeamCluster, api: Any) -> None:
     # Another client changed the registry between our read and our final update.
     cluster.inject(
         "PATCH",
@@ -333,7 +369,7 @@ def test_ctrl_c_is_held_off_while_rolling_back_and_raised_after() -> None:
 
 @pytest.mark.slow
 def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
-    cluster: EmulatedCluster, tmp_path: Any
+    cluster: TeamCluster, tmp_path: Any
 ) -> None:
     """SIGINT to `ml-jobs submit` after the server stored the Job but before it answered: the Job is found by
     its submission id and removed with the rest."""
@@ -343,15 +379,13 @@ def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
     import sys
     import time
 
-    from tests.ml_jobs.cluster.test_config import write_kubeconfig
-
     spec = tmp_path / "spec.yaml"
     import yaml
 
     spec.write_text(yaml.safe_dump(experiment(3).to_dict()), encoding="utf-8")
-    cluster.timeout_sleep = 20.0
+    cluster.proxy.timeout_sleep = 20.0
     cluster.inject("POST", "/jobs$", None, after_commit=True)  # stored, then no answer
-    env = {**os.environ, "KUBECONFIG": str(write_kubeconfig(tmp_path / "config", cluster.url)), "USER": "alice"}
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig(tmp_path / "config")), "USER": "alice"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from ml_jobs.cli import main; main()", "submit", str(spec)],
         env=env,
@@ -370,11 +404,11 @@ def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
     _assert_nothing_left(cluster)
 
 
-def test_429_waits_as_long_as_the_server_asks(cluster: EmulatedCluster) -> None:
+def test_429_waits_as_long_as_the_server_asks(cluster: TeamCluster) -> None:
     from ml_jobs.kube import Api
 
     waits: list[float] = []
-    api = Api(cluster.configuration(), NS, timeout=5, attempts=3, backoff=0.1, sleep=waits.append)
+    api = Api(cluster.configuration(), cluster.namespace, timeout=5, attempts=3, backoff=0.1, sleep=waits.append)
     cluster.inject("GET", r"\.registry$", 429, retry_after=7)
 
     submit(api, experiment(2), owner="alice")
@@ -384,23 +418,28 @@ def test_429_waits_as_long_as_the_server_asks(cluster: EmulatedCluster) -> None:
 
 
 def test_the_owner_is_the_user_the_api_server_sees_not_the_login_name(
-    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch
+    cluster: TeamCluster, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a local login "bob" and an API server that authenticates the client as an OIDC user
-    # WHEN submitting without an explicit owner THEN the owner is the server's user, sanitised for the label
+    # GIVEN a local login "bob" and an API server that authenticates the client (certificate CN) as alice
+    # WHEN submitting without an explicit owner THEN the owner is the server's user
     monkeypatch.setattr(submit_module.getpass, "getuser", lambda: "bob")
-    cluster.user = "oidc:alice@example.com"
     result = submit(api, experiment(2))
     assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
     job = cluster.get("jobs", result.job)
-    assert job["metadata"]["labels"][L.OWNER] == "oidc-alice-example.com"
-    assert job["spec"]["template"]["metadata"]["labels"][L.OWNER] == "oidc-alice-example.com"
-    assert registry.read(api, "bert-sweep").latest().submitted_by == "oidc:alice@example.com"
+    assert job is not None
+    assert job["metadata"]["labels"][L.OWNER] == "alice"
+    assert job["spec"]["template"]["metadata"]["labels"][L.OWNER] == "alice"
+    assert registry.read(api, "bert-sweep").latest().submitted_by == "alice"  # type: ignore[union-attr]
+
+
+def test_an_owner_name_is_sanitised_for_the_label() -> None:
+    # An OIDC user name is no label value: the label gets a sanitised form, the registry keeps the name.
+    assert L.label_value("oidc:alice@example.com") == "oidc-alice-example.com"
 
 
 @pytest.mark.parametrize("status", [404, 403])
 def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
-    cluster: EmulatedCluster, api: Any, monkeypatch: pytest.MonkeyPatch, status: int
+    cluster: TeamCluster, api: Any, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     # GIVEN a server before Kubernetes 1.28 (no SelfSubjectReview: 404) or one whose policy forbids it (403)
     # WHEN submitting THEN the login name is the owner and the submit goes through
@@ -411,7 +450,8 @@ def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
     assert cluster.get("jobs", result.job)["metadata"]["labels"][L.OWNER] == "bob"
 
 
-def test_who_submits_is_asked_only_when_something_will_be_created(cluster: EmulatedCluster, api: Any) -> None:
+def test_who_submits_is_asked_only_when_something_will_be_created(cluster: TeamCluster, api: Any) -> None:
+    CM, JOBS = cm_path(cluster), jobs_path(cluster)
     # GIVEN a submitted sweep WHEN the same spec is submitted again (no owner given) THEN one GET, no review
     submit(api, experiment(2))
     assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
