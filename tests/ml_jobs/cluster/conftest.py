@@ -1,9 +1,9 @@
-"""The Kubernetes backend's tests run against the local real cluster (``herd_ops.local_cluster``): upstream etcd,
-kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, KWOK nodes shaped like the example
-site. One cluster per test session; each test gets a fresh team namespace holding what the Pulumi program creates
-in the vision team's (Role, binding, quota, limits, claim), and talks to the server as alice — a member of the
-vision team's submitter group with no other rights — through the fault-injecting proxy (``faults.py``), which logs
-every request and fails the ones a test asks it to.
+"""The Kubernetes backend's tests run against the local real cluster (``herd_ops.local_cluster``): upstream
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, KWOK nodes shaped like the
+example site. One cluster per test session; each test gets a fresh team namespace holding what the Pulumi program
+creates in the vision team's (Role, binding, quota, limits, claim), and talks to the server as alice — a member of
+the vision team's submitter group with no other rights — through the fault-injecting proxy (``faults.py``), which
+logs every request and fails the ones a test asks it to.
 
 KWOK runs no containers: a run's pod is told how to end through its spec's ``env`` (``herd_ops/kwok_stages.yaml``).
 """
@@ -164,7 +164,12 @@ class TeamCluster:
             "kind": "Config",
             "clusters": [{"name": "herd-local", "cluster": {"server": self.proxy.url}}],
             "users": [{"name": "alice", "user": {}}],
-            "contexts": [{"name": "alice", "context": {"cluster": "herd-local", "user": "alice", "namespace": self.namespace}}],
+            "contexts": [
+                {
+                    "name": "alice",
+                    "context": {"cluster": "herd-local", "user": "alice", "namespace": self.namespace},
+                }
+            ],
             "current-context": "alice",
         }
         path.write_text(json.dumps(doc))
@@ -254,7 +259,8 @@ def team_objects(real_control_plane: LocalCluster) -> list[dict[str, Any]]:
     objects = [
         o
         for o in plan_objects()
-        if o["metadata"].get("namespace") == ALICE_TEAM or (o["kind"] == "Namespace" and o["metadata"]["name"] == ALICE_TEAM)
+        if o["metadata"].get("namespace") == ALICE_TEAM
+        or (o["kind"] == "Namespace" and o["metadata"]["name"] == ALICE_TEAM)
     ]
     assert {o["kind"] for o in objects} >= {"Namespace", "ResourceQuota", "LimitRange", "Role", "RoleBinding"}
     return objects
@@ -291,11 +297,15 @@ def admin(real_control_plane: LocalCluster) -> Admin:
 
 
 @pytest.fixture
-def cluster(real_control_plane: LocalCluster, team_objects: list[dict[str, Any]], admin: Admin) -> Iterator[TeamCluster]:
+def cluster(
+    real_control_plane: LocalCluster, team_objects: list[dict[str, Any]], admin: Admin
+) -> Iterator[TeamCluster]:
     """A fresh team namespace on the real cluster, alice's requests through a fresh fault proxy."""
     namespace = new_team_namespace(real_control_plane, team_objects, admin)
     pki = real_control_plane.directory / "pki"
-    proxy = FaultProxy(real_control_plane.server, str(pki / "ca.crt"), str(pki / "alice.crt"), str(pki / "alice.key"))
+    proxy = FaultProxy(
+        real_control_plane.server, str(pki / "ca.crt"), str(pki / "alice.crt"), str(pki / "alice.key")
+    )
     proxy.start()
     try:
         yield TeamCluster(real_control_plane, namespace, proxy, admin)

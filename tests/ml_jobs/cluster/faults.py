@@ -198,4 +198,5 @@ class FaultProxy:
             return aiohttp.web.Response(status=504)
         entry.status = fault.status
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        return aiohttp.web.json_response(_status_body(fault.status, fault.message), status=fault.status, headers=headers)
+        body = _status_body(fault.status, fault.message)
+        return aiohttp.web.json_response(body, status=fault.status, headers=headers)

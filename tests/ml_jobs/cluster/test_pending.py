@@ -81,9 +81,9 @@ POD = {
         ),
         (
             # The v1.36.3 scheduler of the local real cluster: taints unnamed, DRA's sentence before preemption's.
-            "0/9 nodes are available: 2 Insufficient nvidia.com/gpu, 2 node(s) had untolerated taint(s), 5 node(s) "
-            "didn't match Pod's node affinity/selector. no new claims to deallocate, preemption: 0/9 nodes are "
-            "available: 9 Preemption is not helpful for scheduling.",
+            "0/9 nodes are available: 2 Insufficient nvidia.com/gpu, 2 node(s) had untolerated taint(s), "
+            "5 node(s) didn't match Pod's node affinity/selector. no new claims to deallocate, preemption: "
+            "0/9 nodes are available: 9 Preemption is not helpful for scheduling.",
             [
                 "2/9 nodes lack free nvidia.com/gpu",
                 "2/9 nodes have taints the run does not tolerate",

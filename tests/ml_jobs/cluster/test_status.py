@@ -130,7 +130,7 @@ def test_a_run_on_a_drained_node_is_retried_elsewhere_and_not_counted_as_a_failu
                 node,
                 "--ignore-daemonsets",
                 "--timeout=60s",
-                f"--pod-selector=job-name=bert-sweep",
+                "--pod-selector=job-name=bert-sweep",
             ],
             check=True,
             capture_output=True,
@@ -148,7 +148,7 @@ def test_a_run_on_a_drained_node_is_retried_elsewhere_and_not_counted_as_a_failu
     assert annotations["batch.kubernetes.io/job-index-failure-count"] == "0"
     assert annotations["batch.kubernetes.io/job-index-ignored-failure-count"] == "1"
     job = cluster.get("jobs", "bert-sweep")
-    assert job is not None and job["status"].get("failed", 0) == 0 or "failedIndexes" not in job["status"]
+    assert job is not None and job["status"].get("failed", 0) == 0 and "failedIndexes" not in job["status"]
     status = sweep_status(api, "bert-sweep")
     assert [(r.state, r.node) for r in status.runs] == [("running", retry["spec"]["nodeName"])]
 
@@ -208,8 +208,8 @@ def test_after_the_ttl_removed_the_job_status_ls_and_the_registry_remain(cluster
     submit(api, experiment(2, env=outcomes(script)), owner="alice")
     cluster.wait_job("bert-sweep")
     assert sweep_status(api, "bert-sweep").recorded
-    # WHEN its TTL runs out (shortened here: the spec's smallest TTL is a minute) and the real TTL controller deletes
-    # the Job, and the garbage collector its dependents
+    # WHEN its TTL runs out (shortened here: the spec's smallest TTL is a minute) and the real TTL controller
+    # deletes the Job, and the garbage collector its dependents
     cluster.patch("jobs", "bert-sweep", {"spec": {"ttlSecondsAfterFinished": 1}})
     cluster.wait("the Job gone", lambda: cluster.get("jobs", "bert-sweep") is None)
     cluster.wait("the sweep ConfigMap collected", lambda: cluster.get("configmaps", "bert-sweep-sweep") is None)

@@ -39,7 +39,8 @@ def calls(cluster: TeamCluster) -> list[tuple[str, str]]:
 def names(cluster: TeamCluster, plural: str) -> list[str]:
     """What is in the namespace, less what a real cluster puts in every namespace (the controller manager's root
     CA publisher writes ``kube-root-ca.crt``)."""
-    return sorted(o["metadata"]["name"] for o in cluster.all(plural) if o["metadata"]["name"] != "kube-root-ca.crt")
+    found = (o["metadata"]["name"] for o in cluster.all(plural))
+    return sorted(name for name in found if name != "kube-root-ca.crt")
 
 
 def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: TeamCluster, api: Any) -> None:
@@ -94,7 +95,7 @@ def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: TeamCl
 
 
 def test_same_spec_twice_is_one_sweep_and_says_so(cluster: TeamCluster, api: Any) -> None:
-    CM, JOBS = cm_path(cluster), jobs_path(cluster)
+    CM = cm_path(cluster)
     exp = experiment(6)
     submit(api, exp, owner="alice")
     cluster.reset_log()
@@ -108,7 +109,7 @@ def test_same_spec_twice_is_one_sweep_and_says_so(cluster: TeamCluster, api: Any
 
 
 def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: TeamCluster, api: Any) -> None:
-    CM, JOBS = cm_path(cluster), jobs_path(cluster)
+    CM = cm_path(cluster)
     submit(api, experiment(6), owner="alice")
     changed = experiment(8)
     cluster.reset_log()
@@ -132,7 +133,7 @@ def test_changed_spec_is_refused_unless_a_new_revision_is_asked_for(cluster: Tea
 def test_a_5xx_after_the_server_committed_the_job_is_retried_without_a_duplicate(
     cluster: TeamCluster, api: Any
 ) -> None:
-    CM, JOBS = cm_path(cluster), jobs_path(cluster)
+    JOBS = jobs_path(cluster)
     # The API server stored the Job, then the answer was lost (500): the retry meets 409 and finds its own Job.
     fault = cluster.inject("POST", "/jobs$", 500, after_commit=True)
 
@@ -451,7 +452,7 @@ def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
 
 
 def test_who_submits_is_asked_only_when_something_will_be_created(cluster: TeamCluster, api: Any) -> None:
-    CM, JOBS = cm_path(cluster), jobs_path(cluster)
+    CM = cm_path(cluster)
     # GIVEN a submitted sweep WHEN the same spec is submitted again (no owner given) THEN one GET, no review
     submit(api, experiment(2))
     assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
