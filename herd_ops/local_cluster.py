@@ -123,14 +123,26 @@ def _stack_values() -> dict[str, Any]:
     return load_stack_file(EXAMPLE_STACK)
 
 
+# Apply order: what other objects live in or refer to first; bindings after what they bind.
+_KIND_ORDER = ("Namespace", "PriorityClass", "StorageClass", "ValidatingAdmissionPolicy")
+_LAST = ("ValidatingAdmissionPolicyBinding", "RoleBinding")
+
+
+def _rank(obj: dict[str, Any]) -> int:
+    kind = obj["kind"]
+    if kind in _KIND_ORDER:
+        return _KIND_ORDER.index(kind)
+    return len(_KIND_ORDER) + 1 + _LAST.index(kind) if kind in _LAST else len(_KIND_ORDER)
+
+
 def plan_objects(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The Kubernetes objects the Pulumi program declares for the stack (default: the example stack), from its
-    offline plan, in declaration order. Helm releases are not objects (their charts' images cannot run here)."""
+    offline plan, in an order the API server accepts them in. Helm releases are not objects (their charts' images
+    cannot run here)."""
     from infra.plan import run_plan
 
     plan = run_plan(values if values is not None else _stack_values())
-    not_objects = ("pulumi:providers:kubernetes", "kubernetes:helm.sh/v3:Release")
-    return [r.inputs for r in plan.resources if r.type.startswith("kubernetes:") and r.type not in not_objects]
+    return sorted(plan.kubernetes_objects(), key=_rank)
 
 
 def node_objects(version: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:

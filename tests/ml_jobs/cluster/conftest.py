@@ -13,8 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -27,13 +25,12 @@ import pytest
 from herd_ops.local_cluster import (
     ALICE_TEAM,
     LocalCluster,
-    LocalClusterError,
-    components_dir,
     plan_objects,
     stand_in_volumes,
     write_kubeconfig,
 )
 from ml_jobs.spec import Experiment
+from tests.conftest import Admin
 from tests.ml_jobs.cluster.faults import FaultProxy, Logged
 
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the example site's onprem-gpu servers: gpu-01, gpu-02, 4 GPUs each
@@ -70,37 +67,6 @@ def experiment(runs: int = 6, env: dict[str, str] | None = None, **overrides: An
 def outcomes(table: dict[str, dict[str, Any]], **more: str) -> dict[str, str]:
     """The ``env`` that makes simulated runs end as ``table`` says (see ``herd_ops/kwok_stages.yaml``)."""
     return {"HERD_SIMULATED_OUTCOMES": json.dumps(table), **more}
-
-
-# ------------------------------------------------------------------------------------------------ admin access
-class Admin:
-    """Direct access as the cluster's admin, for what a test sets up or inspects (never counted as alice's)."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        pki = cluster.directory / "pki"
-        self._ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        self._ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        self.server = cluster.server
-
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Content-Type", content_type)
-        req.add_header("Accept", "application/json")
-        try:
-            with urllib.request.urlopen(req, context=self._ctx, timeout=30) as answer:
-                return json.loads(answer.read() or b"null")
-        except urllib.error.HTTPError as e:
-            if e.code == 404 and method == "GET":
-                return None
-            raise AssertionError(f"admin {method} {path}: {e.code} {e.read().decode()[:500]}") from e
-
-    @staticmethod
-    def path(plural: str, namespace: str | None, name: str = "") -> str:
-        group = {"jobs": "/apis/batch/v1", "events.k8s.io": "/apis/events.k8s.io/v1"}.get(plural, "/api/v1")
-        resource = "events" if plural == "events.k8s.io" else plural
-        where = f"/namespaces/{namespace}" if namespace else ""
-        return f"{group}{where}/{resource}" + (f"/{name}" if name else "")
 
 
 # ------------------------------------------------------------------------------------------------ one test's view
@@ -220,39 +186,6 @@ class TeamCluster:
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-def _free_base_port(span: int = 5) -> int:
-    for base in range(26443, 40000, 10):
-        ok = True
-        for port in range(base, base + span):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports on 127.0.0.1")
-
-
-@pytest.fixture(scope="session")
-def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """The local real cluster, started once per session (``scripts/local-cluster.sh up`` does the same)."""
-    try:
-        bin_dir = components_dir()
-    except LocalClusterError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the components first (scripts/test.sh does): {e}")
-        pytest.skip(f"the real control plane is not built here: {e}")
-    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), _free_base_port(), bin_dir)
-    cluster.up(log=lambda _m: None)
-    try:
-        yield cluster
-    finally:
-        cluster.down(quiet=True)
-
-
 @pytest.fixture(scope="session")
 def team_objects(real_control_plane: LocalCluster) -> list[dict[str, Any]]:
     """What the Pulumi program creates in the vision team's namespace (from its offline plan), Namespace first."""
@@ -289,11 +222,6 @@ def new_team_namespace(cluster: LocalCluster, objects: list[dict[str, Any]], adm
         assert time.monotonic() < deadline, f"namespace {name}: no ServiceAccount or unbound claims after 30 s"
         time.sleep(0.2)
     return name
-
-
-@pytest.fixture(scope="session")
-def admin(real_control_plane: LocalCluster) -> Admin:
-    return Admin(real_control_plane)
 
 
 @pytest.fixture
