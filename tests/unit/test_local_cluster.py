@@ -1,0 +1,145 @@
+"""The local real cluster: it is the pinned upstream release, its simulated nodes are the example site's, and
+``scripts/local-cluster.sh`` refuses what it cannot do in one line, with a non-zero exit and nothing left
+running."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from herd_ops.local_cluster import LocalCluster, _alive
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "local-cluster.sh"
+
+
+def pinned(component: str, module: str) -> str:
+    """The version scripts/components/<component>/go.mod pins for ``module``."""
+    text = (REPO / "scripts" / "components" / component / "go.mod").read_text()
+    m = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)", text, re.M)
+    assert m, f"{component}/go.mod does not require {module}"
+    return m.group(1)
+
+
+@pytest.mark.real_cluster
+def test_the_cluster_is_the_pinned_upstream_release(real_control_plane: LocalCluster) -> None:
+    # The API server, kubectl and etcd report the releases the wrapper modules pin, stamped as upstream does.
+    release = pinned("kubernetes", "k8s.io/kubernetes")
+    version = json.loads(real_control_plane.kubectl("get", "--raw", "/version"))
+    assert version["gitVersion"] == release
+    assert (version["major"], version["minor"]) == ("1", release.split(".")[1])
+    assert version["gitTreeState"] == "clean" and not version["buildDate"].startswith("1970")
+    client = json.loads(real_control_plane.kubectl("version", "--client", "-o", "json"))
+    assert client["clientVersion"]["gitVersion"] == release
+    etcd = subprocess.run(
+        [str(real_control_plane.bin / "etcd"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert f"etcd Version: {pinned('etcd', 'go.etcd.io/etcd/server/v3').lstrip('v')}" in etcd.stdout
+    # and its nodes are the example site's, at the same release
+    nodes = json.loads(real_control_plane.kubectl("get", "nodes", "-o", "json"))["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == [
+        "cp-01", "cpu-01", "cpu-02", "cpu-burst-1", "gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-a10g-spot-1",
+    ]  # fmt: skip
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {release}
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _one_line(done: subprocess.CompletedProcess) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1, (done.returncode, done.stderr)
+    return lines[0]
+
+
+@pytest.mark.real_cluster
+def test_a_second_up_is_one_line_and_changes_nothing(real_control_plane: LocalCluster) -> None:
+    env = {
+        "HERD_LOCAL_CLUSTER_DIR": str(real_control_plane.directory),
+        "HERD_LOCAL_CLUSTER_PORT": str(real_control_plane.ports.base),
+        "HERD_COMPONENTS_BIN": str(real_control_plane.bin),
+    }
+    line = _one_line(_run(env, "up"))
+    assert line.startswith(
+        f"local-cluster: a local cluster is already running from {real_control_plane.directory}"
+    )
+    assert "run `scripts/local-cluster.sh down` first" in line
+    assert real_control_plane.running().keys() == {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+    }
+
+
+@pytest.mark.real_cluster
+def test_a_taken_port_is_one_line_and_starts_nothing(real_control_plane: LocalCluster, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            "HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"),
+            "HERD_LOCAL_CLUSTER_PORT": str(port),
+            "HERD_COMPONENTS_BIN": str(real_control_plane.bin),
+        }
+        line = _one_line(_run(env, "up"))
+    assert line == (
+        f"local-cluster: port {port} on 127.0.0.1 (kube-apiserver) is taken: stop what holds it, or choose other "
+        "ports with HERD_LOCAL_CLUSTER_PORT"
+    )
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_missing_binary_is_one_line(tmp_path: Path) -> None:
+    env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_COMPONENTS_BIN": str(tmp_path / "empty")}
+    line = _one_line(_run(env, "up"))
+    assert line == f"local-cluster: etcd not found in {tmp_path / 'empty'}: build it with scripts/components.sh"
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.real_cluster
+def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
+    real_control_plane: LocalCluster, tmp_path: Path
+) -> None:
+    from tests.conftest import _free_base_port
+
+    base = _free_base_port()
+    env = {
+        "HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"),
+        "HERD_LOCAL_CLUSTER_PORT": str(base),
+        "HERD_COMPONENTS_BIN": str(real_control_plane.bin),
+    }
+    up = _run(env, "up")
+    assert up.returncode == 0, up.stderr
+    assert f"admin:  {tmp_path / 'c' / 'admin.kubeconfig'}" in up.stdout
+    assert f"alice:  {tmp_path / 'c' / 'alice.kubeconfig'}  (team vision)" in up.stdout
+    pids = LocalCluster(tmp_path / "c", base, real_control_plane.bin).running()
+    assert len(pids) == 5
+    # alice's kubeconfig works and holds her team's namespace; she may not read nodes
+    kubectl = [str(real_control_plane.bin / "kubectl"), f"--kubeconfig={tmp_path / 'c' / 'alice.kubeconfig'}"]
+    assert subprocess.run([*kubectl, "get", "jobs"], capture_output=True, check=False).returncode == 0
+    denied = subprocess.run([*kubectl, "get", "nodes"], capture_output=True, text=True, check=False)
+    assert 'User "alice" cannot list resource "nodes"' in denied.stderr
+
+    down = _run(env, "down")
+
+    assert down.returncode == 0 and down.stdout.startswith("stopped kwok, kube-scheduler"), down
+    assert not (tmp_path / "c").exists()
+    assert not any(_alive(pid, name) for name, pid in pids.items())  # gone (a zombie has no command line)
+    assert _run(env, "status").returncode == 1
