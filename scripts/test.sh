@@ -19,6 +19,15 @@ if [ -x tests/playbooks/hosts/build-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
     tests/playbooks/hosts/build-rootfs.sh
 fi
 
+echo "== Kubernetes components (etcd, kube-apiserver, controller manager, scheduler, kubectl, KWOK) from Go modules"
+# Built once into /var/cache/herd/components, keyed by version and module sums; reused afterwards. The cluster
+# tests run against them (tests/conftest.py starts the local real cluster).
+if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
+    scripts/components.sh >/dev/null
+else
+    echo "no Go toolchain: the tests against the real control plane will skip (they fail under CI=true)"
+fi
+
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
