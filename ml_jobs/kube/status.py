@@ -311,9 +311,9 @@ def sweep_status(
     With ``results_path`` (where the results volume is mounted here), each run's metrics are read from its
     ``metrics.json`` too — file reads, no requests — and recorded with the rest when the sweep ends.
 
-    Requests: registry (1, skipped if ``record`` is passed), Job (1), pods (1, if the Job exists), events
-    (1, only if a run is pending and ``explain``), and one registry update the first time the sweep is seen
-    finished (``write_record``).
+    Requests: registry (1, skipped if ``record`` is passed), Job (1), pods (1, if the Job exists and its end is
+    not recorded yet), events (1, only if a run is pending and ``explain``), and one registry update the first
+    time the sweep is seen finished (``write_record``).
     """
     if record is None:
         record = registry.require(api, experiment)
@@ -337,6 +337,14 @@ def sweep_status(
             result.recorded = True
         return result
 
+    rows = record.runs(rev.revision) if finished and rev.state == registry.FINISHED else []
+    if rows and not results_path:
+        # Ended and recorded: where and how each run ended is in the registry, so a finished sweep of 10,000 runs
+        # does not read its 10,000 pods again (the Job's status alone would lose nodes, attempts, metrics).
+        runs = runs_from_record(rows, rev.runs)
+        result = SweepStatus(experiment, rev.revision, rev.job, api.namespace, state, runs, rev.objective)
+        result.finished, result.job_object = True, job
+        return result
     pods = api.list("pods", label_selector=pod_selector(job))
     runs = compute_runs(job, pods, rev.runs)
     if results_path:

@@ -105,8 +105,15 @@ def test_a_sweep_with_metrics_a_retry_and_a_final_exit_code(cluster: TeamCluster
     ]
     assert rows[0]["metrics"] == {"accuracy": 0.91, "loss": 0.3} and rows[0]["params"] == exp.sweep.params(0)
     cluster.reset_log()
-    sweep_status(api, "bert-sweep")
-    assert "PATCH" not in [r.method for r in cluster.log]  # recorded once only
+    again = sweep_status(api, "bert-sweep")
+    # Recorded once only; afterwards status reads registry and Job, not the pods again, and says the same.
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in cluster.log] == [
+        ("GET", "bert-sweep.registry"),
+        ("GET", "bert-sweep"),
+    ]
+    assert [(r.state, r.attempts, r.exit_code, r.node, r.metrics) for r in again.runs] == [
+        (r.state, r.attempts, r.exit_code, r.node, r.metrics) for r in status.runs
+    ]
 
 
 _INDEX = "batch.kubernetes.io/job-completion-index"
