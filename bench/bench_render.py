@@ -64,7 +64,7 @@ def naive(exp: Experiment) -> list[dict]:
         container = pod["containers"][0]
         container["command"] = [_shim.substitute(a, params) for a in exp.command]
         container["args"] = [_shim.substitute(a, params) for a in exp.args]
-        results = layout.run_dir(exp.results.mount_path, exp.name, index)
+        results = layout.run_dir(layout.experiment_dir(exp.results.mount_path, exp.name), index)
         container["env"] = [
             {"name": layout.ENV_INDEX, "value": str(index)},
             {"name": layout.ENV_RESULTS_DIR, "value": results},

@@ -57,9 +57,7 @@ SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
 # Keys outside the project namespace that the program reads (provider config).
 REGION_KEY = "aws:region"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _GO_DURATION = re.compile(r"^([0-9]+(ns|us|ms|s|m|h))+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
@@ -362,7 +360,7 @@ class Team(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _DNS_LABEL.match(v):
+        if not taxonomy.is_dns1123_label(v):
             raise ValueError(f"{v!r} is not a DNS label (lower-case letters, digits, dashes)")
         if v in ("default", "kube-system", "kube-public", "kube-node-lease") or v.startswith("kube-"):
             raise ValueError(f"{v!r} is a namespace Kubernetes owns")
@@ -626,7 +624,7 @@ def _check(cfg: StackConfig) -> None:
         ("storageClassName", cfg.storage_class_name),
         ("resultsClaimName", cfg.results_claim_name),
     ):
-        if not _DNS_SUBDOMAIN.match(value) or len(value) > 63:
+        if not taxonomy.is_dns1123_subdomain(value) or len(value) > 63:
             raise ConfigError(p + name, f"{value!r} is not a valid Kubernetes object name")
     if not _QUANTITY.match(cfg.results_claim_size):
         raise ConfigError(p + "resultsClaimSize", f"{cfg.results_claim_size!r} is not a quantity (e.g. 1Ti)")

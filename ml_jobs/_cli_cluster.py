@@ -47,14 +47,6 @@ ResultsPath = Annotated[
     ),
 ]
 
-_STATE_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "running": "yellow",
-    "retrying": "magenta",
-    "pending": "dim",
-    "cancelled": "dim red",
-}
 STATUS_ROWS = 30  # runs listed by `status` without --all
 RESULTS_ROWS = 20  # the best runs `results` shows of a large sweep on a terminal
 _ORDER = {"running": 0, "retrying": 1, "failed": 2, "pending": 3, "cancelled": 4, "succeeded": 5}
@@ -85,13 +77,15 @@ def _counts_text(counts: dict[str, int]) -> str:
     from ml_jobs.kube.status import STATES
 
     ordered = [s for s in STATES if counts.get(s)] + sorted(set(counts) - set(STATES))
-    return ", ".join(f"[{_STATE_STYLE.get(s, '')}]{counts[s]} {s}[/]" for s in ordered) or "no runs"
+    from ml_jobs._tables import styled
+
+    return ", ".join(styled(s, f"{counts[s]} {s}") for s in ordered) or "no runs"
 
 
 def _results_root(results_path: str | None) -> str | None:
-    import os
+    from ml_jobs.kube.results import mounted_root
 
-    return results_path or os.environ.get("ML_JOBS_RESULTS_PATH") or None
+    return mounted_root(results_path)
 
 
 _STATUS_COLUMNS = ["run", "state", "attempts:r", "node", "duration:r", "exit:r"]
@@ -163,13 +157,15 @@ def _status_view(status: SweepStatus, *, limit: int | None) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from ml_jobs._tables import styled
+
     columns, rows, left_out = _status_rows(status, limit=limit)
     table = Table(header_style="bold", box=None, pad_edge=False)
     for column in columns:
         table.add_column(column.header, justify="right" if column.right else "left")
     for row in rows:
         state = row[1]
-        table.add_row(row[0], f"[{_STATE_STYLE.get(state, '')}]{state}[/]", *row[2:])
+        table.add_row(row[0], styled(state), *row[2:])
     parts = [*_status_head(status), table]
     if left_out:
         parts.append(Text(f"… {left_out} more runs (--all to list every run)", style="dim"))

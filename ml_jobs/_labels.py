@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from ml_jobs import layout
 from ml_jobs.taxonomy import PREFIX
 
 # Labels (values must be valid label values: ≤ 63 characters, alphanumeric ends).
@@ -32,7 +33,9 @@ MANAGER = "ml-jobs"
 SUBMISSION = f"{PREFIX}/submission"  # id of the submit call that created an object: a retried create knows its own
 STATE = f"{PREFIX}/state"  # on the registry ConfigMap: the latest revision's state (submitting, submitted, ...)
 JOB_NAME = "batch.kubernetes.io/job-name"  # set by the Job controller on every pod of a Job
-INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"  # per-index failures (backoffLimitPerIndex)
+CONTROLLER_UID = "batch.kubernetes.io/controller-uid"  # likewise: the Job's uid, so pods of a recreated Job differ
+# Per-index failures (backoffLimitPerIndex): the entry shim reads it too, so layout (in every pod) owns it.
+INDEX_FAILURE_COUNT = layout.INDEX_FAILURE_COUNT_ANNOTATION
 
 
 def label_value(text: str) -> str:

@@ -155,7 +155,7 @@ def substitute(arg: str, run_params: dict[str, Any]) -> str:
 def run_environment(definition: dict[str, Any], index: int, root: str, attempt: int) -> dict[str, str]:
     """The environment contract of run ``index`` (without the inherited environment)."""
     experiment = definition["experiment"]
-    results = posixpath.join(root, experiment, layout.run_name(index))
+    results = layout.run_dir(posixpath.join(root, experiment), index)
     env = {
         layout.ENV_INDEX: str(index),
         layout.ENV_JOB_COMPLETION_INDEX: str(index),
@@ -163,7 +163,7 @@ def run_environment(definition: dict[str, Any], index: int, root: str, attempt: 
         layout.ENV_EXPERIMENT: experiment,
         layout.ENV_ATTEMPT: str(attempt),
         layout.ENV_RESULTS_DIR: results,
-        layout.ENV_CHECKPOINT_DIR: posixpath.join(results, layout.CHECKPOINT_DIR_NAME),
+        layout.ENV_CHECKPOINT_DIR: layout.checkpoint_dir(results),
         layout.ENV_PARAMS_FILE: posixpath.join(results, layout.PARAMS_FILE_NAME),
         layout.ENV_METRICS_FILE: posixpath.join(results, layout.METRICS_FILE_NAME),
     }

@@ -16,13 +16,34 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-__all__ = ["HEAD_ROWS", "SHORT_ROWS", "TAIL_ROWS", "Column", "Form", "form", "head_and_tail", "write_plain"]
+__all__ = [
+    "HEAD_ROWS",
+    "SHORT_ROWS",
+    "STATE_STYLE",
+    "TAIL_ROWS",
+    "Column",
+    "Form",
+    "form",
+    "head_and_tail",
+    "styled",
+    "write_plain",
+]
 
 SHORT_ROWS = 50  # up to this many rows the rich table is quick (well under 0.1 s) and fits a screen or two
 HEAD_ROWS = 10
 TAIL_ROWS = 10
 Form = Literal["rich", "short", "plain"]
 _BATCH = 500
+# A run's state in colour, the same in every table: the Kubernetes backend's states and the local backend's.
+STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "running": "yellow",
+    "retrying": "magenta",
+    "interrupted": "magenta",
+    "pending": "dim",
+    "cancelled": "dim red",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,13 @@ class Column:
 
     header: str
     right: bool = False
+
+
+def styled(state: str, text: str | None = None) -> str:
+    """``text`` (default: the state) in the state's colour, as rich markup."""
+    style = STATE_STYLE.get(state)
+    text = state if text is None else text
+    return f"[{style}]{text}[/]" if style else text
 
 
 def form(rows: int, *, terminal: bool, show_all: bool) -> Form:

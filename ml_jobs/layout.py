@@ -23,6 +23,7 @@ In a pod, the shim also copies the run's metrics into the container's terminatio
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from typing import Any
 
@@ -147,14 +148,14 @@ def experiment_dir(root: str, experiment: str, revision: int = 1) -> str:
     return posixpath.join(root, experiment_dir_name(experiment, revision))
 
 
-def run_dir(root: str, experiment: str, index: int, revision: int = 1) -> str:
-    """``<root>/<experiment>/<run>``: the run's RESULTS_DIR."""
-    return posixpath.join(experiment_dir(root, experiment, revision), run_name(index))
+def run_dir(experiment_dir: str | os.PathLike[str], index: int) -> str:
+    """``<experiment_dir>/<run>``: the run's RESULTS_DIR, under :func:`experiment_dir` (also a local ``Path``)."""
+    return posixpath.join(experiment_dir, run_name(index))
 
 
-def checkpoint_dir(root: str, experiment: str, index: int, revision: int = 1) -> str:
+def checkpoint_dir(run_dir: str | os.PathLike[str]) -> str:
     """The run's CHECKPOINT_DIR. It depends on the index only, so every retry of a run finds the last one's."""
-    return posixpath.join(run_dir(root, experiment, index, revision), CHECKPOINT_DIR_NAME)
+    return posixpath.join(run_dir, CHECKPOINT_DIR_NAME)
 
 
 def param_env_name(param: str) -> str:

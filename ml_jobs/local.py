@@ -246,7 +246,7 @@ def plan(
     done = frozenset(
         i
         for i in range(exp.runs)
-        if (_read_json(experiment_dir / layout.run_name(i) / STATUS_FILE) or {}).get("state") == SUCCEEDED
+        if (_read_json(Path(layout.run_dir(experiment_dir, i)) / STATUS_FILE) or {}).get("state") == SUCCEEDED
     )
     threads = max(1, math.floor(parse_quantity(res.cpu_limit)))
     return Plan(experiment_dir, revision, slots, reason, done, gpus, threads)
@@ -297,7 +297,7 @@ def read_local_results(
     exp = parse_spec((meta or {}).get("spec"), str(exp_dir / META_DIR / EXPERIMENT_FILE))
     runs = read_results(root, exp_dir.name, range(exp.runs))
     states = {
-        i: str((_read_json(exp_dir / layout.run_name(i) / STATUS_FILE) or {}).get("state") or PENDING)
+        i: str((_read_json(Path(layout.run_dir(exp_dir, i)) / STATUS_FILE) or {}).get("state") or PENDING)
         for i in range(exp.runs)
     }
     return ExperimentResults(
@@ -408,11 +408,11 @@ class _Sweep:
         self.on_event = on_event
         self.runs = {i: RunState(i) for i in range(exp.runs)}
         for i in the_plan.done:
-            previous = _read_json(self.dir / layout.run_name(i) / STATUS_FILE) or {}
+            previous = _read_json(Path(layout.run_dir(self.dir, i)) / STATUS_FILE) or {}
             self.runs[i] = RunState(i, SUCCEEDED, previous.get("attempts", 1), 0, note="kept from an earlier run")
         for i in range(exp.runs):
             if i not in the_plan.done:
-                previous = _read_json(self.dir / layout.run_name(i) / STATUS_FILE) or {}
+                previous = _read_json(Path(layout.run_dir(self.dir, i)) / STATUS_FILE) or {}
                 self.runs[i].attempts = int(previous.get("attempts") or 0)
         self.queue: deque[int] = deque(i for i in range(exp.runs) if i not in the_plan.done)
         self.free_gpus = list(the_plan.gpus)
@@ -468,7 +468,7 @@ class _Sweep:
         state.tries += 1
         state.state, state.exit_code, state.note = RUNNING, None, ""
         state.started, state.finished = time.time(), None
-        run_path = self.dir / layout.run_name(index)
+        run_path = Path(layout.run_dir(self.dir, index))
         (run_path / LOGS_DIR).mkdir(parents=True, exist_ok=True)
         log_path = run_path / LOGS_DIR / f"attempt-{state.attempts}.log"
         gpus = [self.free_gpus.pop(0) for _ in range(self.exp.resources.gpus)] if self.plan.gpus else []
@@ -574,7 +574,7 @@ def _environment(
 
 
 def _record(exp_dir: Path, state: RunState) -> None:
-    run_path = exp_dir / layout.run_name(state.index)
+    run_path = Path(layout.run_dir(exp_dir, state.index))
     run_path.mkdir(parents=True, exist_ok=True)
     _write_json(
         run_path / STATUS_FILE,
@@ -668,7 +668,7 @@ class _View:
 
         if self.exp.objective is None:
             return ""
-        result = read_run(self.experiment_dir / layout.run_name(index), index)
+        result = read_run(Path(layout.run_dir(self.experiment_dir, index)), index)
         if result.problem:
             return f"[yellow]({result.problem})[/]"
         value = result.metric(self.exp.objective.metric)

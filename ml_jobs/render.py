@@ -153,7 +153,7 @@ def render(
     }
     annotations = {L.IMAGE: exp.image, L.RUNS: str(runs)}
     if exp.objective is not None:
-        annotations[L.OBJECTIVE] = f"{exp.objective.metric}:{exp.objective.goal}"
+        annotations[L.OBJECTIVE] = exp.objective.annotation()
 
     definition = sweep_definition(exp, revision)
     config_map = {

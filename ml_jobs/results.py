@@ -128,7 +128,7 @@ def read_results(root: str | Path, experiment_dir: str, indices: Iterable[int] |
                 if index is not None and child.is_dir():
                     found.append(index)
         indices = sorted(found)
-    return [read_run(base / layout.run_name(i), i) for i in indices]
+    return [read_run(Path(layout.run_dir(base, i)), i) for i in indices]
 
 
 def rank(results: Iterable[RunResult], objective: Objective | None) -> list[RunResult]:
@@ -227,6 +227,8 @@ def results_table(
     """
     from rich.table import Table
 
+    from ml_jobs._tables import styled
+
     results = list(results)
     columns, rows = results_rows(results, objective, states=states, limit=limit, max_metrics=max_metrics)
     caption = f"best {limit} of {len(results)} runs" if limit is not None and len(results) > limit else None
@@ -238,18 +240,9 @@ def results_table(
     state_column = 2 if states is not None else None
     for state, cells in rows:
         if state_column is not None:  # the cells are ours: colour the state in place
-            cells[state_column] = _STATE_STYLE.get(state, "{}").format(state)
+            cells[state_column] = styled(state)
         table.add_row(*cells)
     return table
-
-
-_STATE_STYLE = {
-    "succeeded": "[green]{}[/]",
-    "failed": "[red]{}[/]",
-    "running": "[yellow]{}[/]",
-    "interrupted": "[magenta]{}[/]",
-    "pending": "[dim]{}[/]",
-}
 
 
 @dataclass

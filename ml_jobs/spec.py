@@ -63,8 +63,6 @@ MAX_NAME = 63
 MIN_MEMORY_BYTES = 2**20  # 1Mi: below it no process starts; "memory: 512" meant 512Mi, not 512 bytes
 # The shortest ttl: `status --watch` polls every few seconds, so a watched sweep's end is recorded well within it.
 MIN_TTL_SECONDS = 60
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # layout.job_name names revision N of an experiment <name>-r<N>: an experiment may not be named like one.
 _REVISION_SUFFIX = re.compile(r"-r[0-9]+$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -236,6 +234,22 @@ class Objective(_Model):
             raise _err("metric", f"metric names have no surrounding spaces, got {value!r}")
         return value
 
+    # Its other forms, each made here: the objects' annotation, the registry's record (sweep.json: the metric).
+    def annotation(self) -> str:
+        """``val_accuracy:max``: the ``herd.dev/objective`` annotation of the objects."""
+        return f"{self.metric}:{self.goal}"
+
+    def to_record(self) -> dict[str, str]:
+        """``{"metric": ..., "goal": ...}``: how the registry records it."""
+        return {"metric": self.metric, "goal": self.goal}
+
+    @classmethod
+    def from_record(cls, doc: dict[str, str] | None) -> Objective | None:
+        """The objective the registry recorded (``None`` for an experiment without one)."""
+        if not doc or not doc.get("metric"):
+            return None
+        return cls.model_validate({"metric": doc["metric"], "goal": doc.get("goal", "max")})
+
 
 class Results(_Model):
     """Where runs write: a PersistentVolumeClaim (the shared NFS volume) mounted at ``mount_path`` in every pod."""
@@ -246,7 +260,7 @@ class Results(_Model):
     @field_validator("claim")
     @classmethod
     def _claim(cls, value: str) -> str:
-        if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        if not taxonomy.is_dns1123_subdomain(value):
             raise _err("claim", f"{value!r} is not a valid PersistentVolumeClaim name (DNS-1123 subdomain)")
         return value
 
@@ -561,7 +575,7 @@ class Experiment(_Model):
     def _name(cls, value: str) -> str:
         if len(value) > MAX_NAME:
             raise _err("name", f"must be at most {MAX_NAME} characters, got {len(value)}")
-        if not _DNS1123_LABEL.match(value):
+        if not taxonomy.is_dns1123_label(value):
             raise _err(
                 "name",
                 f"{value!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "

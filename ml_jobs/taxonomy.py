@@ -24,6 +24,8 @@ __all__ = [
     "Taint",
     "gpu_product_label_value",
     "gpu_product_matches",
+    "is_dns1123_label",
+    "is_dns1123_subdomain",
     "is_valid_label_value",
     "is_valid_qualified_name",
     "load",
@@ -31,6 +33,8 @@ __all__ = [
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# Kubernetes object names: a DNS-1123 label (≤ 63: Jobs, Services, namespaces) or subdomain (≤ 253: most others).
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -105,6 +109,16 @@ def gpu_product_label_value(product_name: str) -> str:
     return value.strip("-_.")
 
 
+def is_dns1123_label(name: str) -> bool:
+    """Whether ``name`` is a DNS-1123 label: ≤ 63 lower-case letters, digits and '-', alphanumeric ends."""
+    return len(name) <= 63 and bool(_DNS1123_LABEL.match(name))
+
+
+def is_dns1123_subdomain(name: str) -> bool:
+    """Whether ``name`` is a DNS-1123 subdomain: ≤ 253 characters, dot-separated DNS-1123 labels."""
+    return len(name) <= 253 and bool(_DNS1123_SUBDOMAIN.match(name))
+
+
 def is_valid_label_value(value: str) -> bool:
     """Whether Kubernetes accepts ``value`` as a label value (≤ 63 characters, alphanumeric ends)."""
     return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
@@ -113,7 +127,7 @@ def is_valid_label_value(value: str) -> bool:
 def is_valid_qualified_name(key: str) -> bool:
     """Whether Kubernetes accepts ``key`` as a label or taint key: ``[prefix/]name``."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and not is_dns1123_subdomain(prefix):
         return False
     return 0 < len(name) <= 63 and bool(_NAME_PART.match(name))
 

@@ -328,7 +328,7 @@ def _record_intent(
         state=registry.SUBMITTING,
         runs=exp.sweep.size(),
         image=exp.image,
-        objective={"metric": exp.objective.metric, "goal": exp.objective.goal} if exp.objective else {},
+        objective=exp.objective.to_record() if exp.objective else {},
         submitted_at=_now(),
         submitted_by=owner,
         submission=submission,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ml_jobs import _labels as L
 from ml_jobs.kube import registry
-from ml_jobs.kube.status import CONTROLLER_UID, compute_runs, job_state, runs_from_record
+from ml_jobs.kube.status import compute_runs, job_state, runs_from_record
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -38,7 +38,7 @@ def list_experiments(api: Api) -> list[ExperimentSummary]:
     jobs = {j["metadata"]["name"]: j for j in api.list("jobs", label_selector=f"{L.MANAGED_BY}={L.MANAGER}")}
     pods_by_job: dict[str, list[dict]] = {}
     for pod in api.list("pods", label_selector=L.EXPERIMENT):
-        uid = (pod["metadata"].get("labels") or {}).get(CONTROLLER_UID)
+        uid = (pod["metadata"].get("labels") or {}).get(L.CONTROLLER_UID)
         if uid:
             pods_by_job.setdefault(uid, []).append(pod)
     out = []

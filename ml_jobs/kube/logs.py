@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ml_jobs import _labels as L
 from ml_jobs.errors import UnknownExperimentError
 from ml_jobs.kube import pending, registry
-from ml_jobs.kube.status import CONTROLLER_UID, _failures
+from ml_jobs.kube.status import _failures
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -50,7 +50,7 @@ def run_logs(
             f"the Job {rev.job} of experiment {experiment!r} is gone (TTL or cancel), and its pods' logs with it; "
             "results and the record remain (`ml-jobs results`, `ml-jobs ls`)"
         )
-    selector = f"{CONTROLLER_UID}={job['metadata']['uid']},{L.COMPLETION_INDEX}={index}"
+    selector = f"{L.CONTROLLER_UID}={job['metadata']['uid']},{L.COMPLETION_INDEX}={index}"
     pods = api.list("pods", label_selector=selector)
     if not pods:
         raise UnknownExperimentError(

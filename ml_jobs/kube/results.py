@@ -184,6 +184,11 @@ def read_with_pod(
             api.delete("pods", name, propagation="Background")
 
 
+def mounted_root(results_path: str | None) -> str | None:
+    """Where the results volume is mounted on this machine: ``results_path``, else ``$ML_JOBS_RESULTS_PATH``."""
+    return results_path or os.environ.get(RESULTS_PATH_ENV) or None
+
+
 def read_results(
     api: Api,
     experiment: str,
@@ -209,7 +214,7 @@ def read_results(
     exp_dir = layout.experiment_dir_name(experiment, rev.revision)
     indices = range(rev.runs)
 
-    root = results_path or os.environ.get(RESULTS_PATH_ENV)
+    root = mounted_root(results_path)
     if root:
         if not (Path(root) / exp_dir).is_dir():
             raise ResultsError(f"{Path(root) / exp_dir}: no such directory (is the results volume mounted?)")
@@ -234,7 +239,9 @@ def read_results(
     runs = [r if r.params else replace(r, params=params_of(r.index)) for r in runs]
     states = {r.index: r.state for r in status.runs if r.state != "unknown"}
     _record_metrics(api, record, rev, runs)
-    objective = _objective(rev.objective)
+    from ml_jobs.spec import Objective
+
+    objective = Objective.from_record(rev.objective)
     return ExperimentResults(experiment, rev.revision, objective, runs, source, list(rev.params), states)
 
 
@@ -244,14 +251,6 @@ def _params_of(spec: dict[str, Any], rows: dict[int, dict[str, Any]]) -> Callabl
     from ml_jobs.spec import parse_spec
 
     return parse_spec(spec, "the registry's copy of the spec").sweep.params
-
-
-def _objective(doc: dict[str, str]) -> Any:
-    if not doc or not doc.get("metric"):
-        return None
-    from ml_jobs.spec import Objective
-
-    return Objective.model_validate({"metric": doc["metric"], "goal": doc.get("goal", "max")})
 
 
 def _record_metrics(

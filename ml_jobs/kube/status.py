@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
 
 STATES = ("pending", "running", "retrying", "succeeded", "failed", "cancelled")
-CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
 
 def parse_indexes(text: str | None) -> set[int]:
@@ -266,7 +265,7 @@ def _attach_metrics(runs: list[RunStatus], root: str, experiment: str, revision:
 
 def pod_selector(job: dict[str, Any]) -> str:
     """The label selector of a Job's pods: its controller uid, which the Job controller sets on each pod."""
-    return f"{CONTROLLER_UID}={job['metadata']['uid']}"
+    return f"{L.CONTROLLER_UID}={job['metadata']['uid']}"
 
 
 def finalize(

@@ -130,3 +130,15 @@ def test_as_pid_1_the_shim_delivers_sigterm_where_exec_would_not(shim_env, tmp_p
     assert nspid.split()[-1] == "1"  # the shim is PID 1 in its namespace
     os.kill(pid1, signal.SIGTERM)
     assert outer.wait(timeout=30) == 128 + signal.SIGTERM
+
+
+def test_every_run_directory_is_joined_by_layout():
+    # The results layout <root>/<experiment>/<run>/checkpoint has one owner: the shim's environment (in pods and
+    # locally) and the local backend's and results reader's paths all come from layout's helpers.
+    exp = Experiment(name="exp", image="python:3.11", command=["python"], sweep={"grid": {"lr": [0.1, 0.2]}})
+    env = _shim.run_environment(sweep_definition(exp, revision=2), 1, "/results", attempt=1)
+    run = layout.run_dir(layout.experiment_dir("/results", "exp", revision=2), 1)
+    assert run == "/results/exp-r2/run-00001"
+    assert (env[layout.ENV_RESULTS_DIR], env[layout.ENV_CHECKPOINT_DIR]) == (run, layout.checkpoint_dir(run))
+    assert layout.checkpoint_dir(run) == "/results/exp-r2/run-00001/checkpoint"
+    assert layout.run_dir(Path("/tmp/runs/exp"), 3) == "/tmp/runs/exp/run-00003"

@@ -610,3 +610,14 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path):
 def test_the_smallest_memory_and_ttl_are_accepted():
     exp = parse_spec({**copy.deepcopy(VALID), "resources": {"memory": "1Mi"}, "ttl": "1m"}, "spec.yaml")
     assert (exp.resources.memory_bytes, exp.ttl) == (2**20, 60)
+
+
+def test_the_objective_makes_each_of_its_forms():
+    from ml_jobs.spec import Objective
+
+    objective = Objective(metric="val_loss", goal="min")
+    assert objective.annotation() == "val_loss:min"
+    assert objective.to_record() == {"metric": "val_loss", "goal": "min"}
+    assert Objective.from_record(objective.to_record()) == objective
+    assert Objective.from_record({"metric": "acc"}) == Objective(metric="acc", goal="max")
+    assert Objective.from_record({}) is None
