@@ -208,8 +208,9 @@ def new_team_namespace(cluster: LocalCluster, objects: list[dict[str, Any]], adm
     copies = json.loads(json.dumps(objects).replace(f'"{ALICE_TEAM}"', f'"{name}"'))
     for o in copies:
         o["metadata"].get("labels", {}).pop("herd.dev/team", None)
-    copies += stand_in_volumes(copies, cluster.directory / "volumes")
-    cluster.apply(copies)
+    # The volumes first: a claim created before its pre-bound volume waits for the PV controller's next resync
+    # (15 s); created after it, the claim is bound at once.
+    cluster.apply(stand_in_volumes(copies, cluster.directory / "volumes") + copies)
 
     def usable() -> bool:  # pods need the default ServiceAccount, and a bound results claim to be scheduled
         if admin.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default") is None:
