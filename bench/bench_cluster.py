@@ -1,17 +1,21 @@
-"""Submit and status of sweeps of 10, 1,000 and 10,000 runs: ml_jobs (one Indexed Job) vs one Job per run.
+"""Submit and status of sweeps of 10, 1,000 and 10,000 runs on the local real cluster: ml_jobs (one Indexed Job)
+vs one Job per run, side by side in one run.
 
-Both approaches talk to the same in-process API emulator (kmock, with the test harness's gap fillers) through the
-official ``kubernetes`` client, so the figures compare request counts and client-side wall time on equal terms;
-absolute times are an emulator's, not a real API server's (which adds admission, etcd writes and rate limits —
-all per request, so the ratios understate the difference).
+The cluster is the real one the tests use (``herd_ops.local_cluster``: upstream kube-apiserver, controller manager
+and scheduler at the pinned release, KWOK nodes); requests go through the tests' proxy (``tests/ml_jobs/cluster/
+faults.py``), which counts them and the bytes each side sent and read, injecting nothing. Runs ask for little CPU
+so they fit on the example site's CPU servers; KWOK ends them as their ``env`` says.
 
-- **submit**, ml_jobs: ``ml_jobs.kube.submit`` (registry read + create, ConfigMap, Job, owner patch, registry
-  update). Naive: one ``batch/v1`` Job per run (the same pod template, parameters as env vars), one POST each.
-- **status**, ml_jobs: ``ml_jobs.kube.sweep_status`` (registry, Job, one label-selected pod list, events while
-  runs are pending). Naive: for every run, GET its Job and list its pods — the loop people write around
-  ``kubectl get job``. Every run has a pod in both cases (written into the emulator directly, uncounted).
+- **submit**, ml_jobs: ``ml_jobs.kube.submit``. Naive: one ``batch/v1`` Job per run (the same pod template,
+  parameters as env vars), one POST each.
+- **status, running**: right after submit, the first runs running (ml_jobs' default parallelism, every naive Job).
+  ml_jobs: ``sweep_status`` (registry, Job, the Job's pods by label, events while runs are pending). Naive: for
+  every run, GET its Job and list its pods — the loop people write around ``kubectl get job``.
+- **status, finished** (ml_jobs only): the sweep run to its end by the real Job controller; the first look reads
+  the pods once and records the end in the registry, later looks read registry and Job only. The naive loop costs
+  the same two requests per run whether its Jobs are running or done.
 
-    .venv/bin/python bench/bench_cluster.py            # 10, 1000, 10000
+    .venv/bin/python bench/bench_cluster.py            # 10, 1000, 10000 (running 10,000 runs takes minutes)
     .venv/bin/python bench/bench_cluster.py --sizes 10 1000
 """
 
@@ -20,27 +24,34 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml_jobs import _labels as L
-from ml_jobs.kube import submit, sweep_status
+from herd_ops.local_cluster import stand_in_volumes, started
+from ml_jobs.kube import Api, submit, sweep_status
 from ml_jobs.render import render
 from ml_jobs.spec import Experiment
-from tests.ml_jobs.cluster.doubles import JobControllerDouble
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
+from tests.conftest import Admin, _free_base_port
+from tests.ml_jobs.cluster.faults import FaultProxy
+
+NAMESPACE = "bench"
 
 
-def experiment(runs: int) -> Experiment:
+def experiment(runs: int, *, hold: bool, parallelism: int | None = None) -> Experiment:
+    env = {"HERD_SIMULATED_HOLD": "1"} if hold else {"HERD_SIMULATED_DURATION": "0s"}
     return Experiment(
-        name="bench",
+        name=f"bench-{runs}" + ("" if hold else "-done"),
         image="registry.example.com/nlp/bert:2.1",
         command=["python", "-m", "train"],
         args=["--lr", "{{ lr }}", "--batch", "{{ batch }}"],
-        resources={"cpu": "4", "memory": "16Gi", "gpus": 1},
+        env=env,
+        resources={"cpu": "10m", "memory": "16Mi"},
+        parallelism=parallelism,
         objective={"metric": "accuracy", "goal": "max"},
         sweep={
             "random": {
@@ -54,103 +65,154 @@ def experiment(runs: int) -> Experiment:
 
 def naive_jobs(exp: Experiment) -> list[dict[str, Any]]:
     """One plain Job per run: the rendered pod template, the run's parameters as environment variables."""
-    base = render(exp, owner="bench").job
+    base = render(exp, namespace=NAMESPACE, owner="bench").job
     jobs = []
     for i in range(exp.runs):
         job = copy.deepcopy(base)
         job["metadata"]["name"] = f"{exp.name}-{i}"
         spec = job["spec"]
-        for key in ("completionMode", "backoffLimitPerIndex", "podFailurePolicy"):
+        for key in ("completionMode", "backoffLimitPerIndex", "podFailurePolicy", "completions", "parallelism"):
             spec.pop(key, None)
-        spec.update(completions=1, parallelism=1, backoffLimit=2)
+        spec["backoffLimit"] = 2
         container = spec["template"]["spec"]["containers"][0]
         container["env"] = [
             {"name": f"PARAM_{k.upper()}", "value": str(v)} for k, v in exp.sweep.params(i).items()
         ]
+        container["env"].append({"name": "HERD_SIMULATED_HOLD", "value": "1"})
         jobs.append(job)
     return jobs
 
 
-def pod_for(job: dict[str, Any], index: int | None, controller: JobControllerDouble) -> dict[str, Any]:
-    pod = controller.make_pod(job, index or 0)
-    if index is None:  # a non-indexed Job's pod
-        for key in (L.COMPLETION_INDEX,):
-            pod["metadata"]["labels"].pop(key, None)
-            pod["metadata"]["annotations"].pop(key, None)
-    pod["status"] = {"phase": "Running"}
-    pod["spec"]["nodeName"] = "gpu-1"
-    return pod
+class Meter:
+    """Requests, bytes (sent + read) and wall time of one step, through the counting proxy."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+
+    def __call__(self, fn: Callable[[], Any]) -> tuple[int, int, float]:
+        self.proxy.reset_log()
+        start = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - start
+        log = list(self.proxy.log)
+        return len(log), sum(r.sent + r.read for r in log), wall
 
 
-def measure(cluster: EmulatedCluster, fn: Any) -> tuple[int, float]:
-    cluster.reset_log()
-    start = time.perf_counter()
-    fn()
-    return len(cluster.log), time.perf_counter() - start
+def wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_cluster: timed out waiting for {what}")
+        time.sleep(1)
 
 
-def bench(runs: int) -> dict[str, tuple[int, float]]:
-    exp = experiment(runs)
-    out: dict[str, tuple[int, float]] = {}
+def bench(runs: int, cluster: Any, admin: Admin, proxy: FaultProxy) -> dict[str, tuple[int, int, float]]:
+    api = Api(_configuration(proxy), NAMESPACE, timeout=600)
+    meter = Meter(proxy)
+    out: dict[str, tuple[int, int, float]] = {}
+    pods_path = f"/api/v1/namespaces/{NAMESPACE}/pods"
 
-    cluster = EmulatedCluster(namespace="bench").start()
-    try:
-        api = cluster.api(timeout=120)
-        controller = JobControllerDouble(cluster)
-        out["submit ml_jobs"] = measure(cluster, lambda: submit(api, exp, owner="bench"))
-        job = cluster.get("jobs", "bench")
-        assert job is not None
-        cluster.put_many("pods", [pod_for(job, i, controller) for i in range(runs)])
-        out["status ml_jobs"] = measure(cluster, lambda: sweep_status(api, "bench"))
-        api.close()
-    finally:
-        cluster.stop()
+    def pod_count(selector: str, phase: str) -> int:
+        q = f"?labelSelector={selector}&fieldSelector=status.phase%3D{phase}"
+        return len(admin.request("GET", pods_path + q)["items"])
 
-    cluster = EmulatedCluster(namespace="bench").start()
-    try:
-        api = cluster.api(timeout=120)
-        controller = JobControllerDouble(cluster)
-        jobs = naive_jobs(exp)
+    # ml_jobs, running: the first runs (default parallelism) running, the rest waiting their turn.
+    held = experiment(runs, hold=True)
+    out["submit ml_jobs"] = meter(lambda: submit(api, held, owner="bench"))
+    first = admin.request("GET", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{held.name}")["spec"]["parallelism"]
+    wait("the first runs running", lambda: pod_count(f"job-name={held.name}", "Running") >= first, 300)
+    out["status running ml_jobs"] = meter(lambda: sweep_status(api, held.name))
 
-        def naive_submit() -> None:
-            for j in jobs:
-                api.create("jobs", j)
+    # naive: one Job per run, every one running (or pending where the nodes are full).
+    jobs = naive_jobs(held)
+    out["submit naive"] = meter(lambda: [api.create("jobs", j) for j in jobs])
 
-        out["submit naive"] = measure(cluster, naive_submit)
-        created = {j["metadata"]["name"]: j for j in cluster.all("jobs")}
-        cluster.put_many("pods", [pod_for(created[f"bench-{i}"], None, controller) for i in range(runs)])
+    def naive_status() -> None:
+        for j in jobs:
+            job = api.get("jobs", j["metadata"]["name"])
+            api.list("pods", label_selector=f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
 
-        def naive_status() -> None:
-            for i in range(runs):
-                j = api.get("jobs", f"bench-{i}")
-                api.list("pods", label_selector=f"batch.kubernetes.io/controller-uid={j['metadata']['uid']}")
+    out["status running naive"] = meter(naive_status)
+    # Clear the namespace's Jobs (and their pods) before the finished sweep runs.
+    admin.request("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background")
+    wait("the running sweeps' pods gone", lambda: pod_count("", "Running") == 0, 600)
 
-        out["status naive"] = measure(cluster, naive_status)
-        api.close()
-    finally:
-        cluster.stop()
+    # ml_jobs, finished: run to its end by the real Job controller.
+    done = experiment(runs, hold=False, parallelism=min(runs, 300))
+    submit(api, done, owner="bench")
+    wait(
+        f"{runs} runs done",
+        lambda: sweep_status(api, done.name, explain=False, write_record=False).finished,
+        3600,
+    )
+    out["status finished ml_jobs (first look)"] = meter(lambda: sweep_status(api, done.name))
+    out["status finished ml_jobs (recorded)"] = meter(lambda: sweep_status(api, done.name))
+    admin.request("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background")
+    admin.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/configmaps")
+    api.close()
     return out
+
+
+def _configuration(proxy: FaultProxy) -> Any:
+    from kubernetes import client
+
+    cfg = client.Configuration()
+    cfg.host = proxy.url
+    cfg.retries = False
+    return cfg
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.0f} KiB" if n >= 1024 else f"{n} B"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
     args = parser.parse_args()
-    header = (
-        f"{'runs':>6}  {'op':<6}  {'ml_jobs req':>11}  {'naive req':>9}  {'req ratio':>9}  "
-        f"{'ml_jobs s':>9}  {'naive s':>8}  {'time ratio':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for runs in args.sizes:
-        r = bench(runs)
-        for op in ("submit", "status"):
-            (mreq, mt), (nreq, nt) = r[f"{op} ml_jobs"], r[f"{op} naive"]
-            print(
-                f"{runs:>6}  {op:<6}  {mreq:>11}  {nreq:>9}  {nreq / mreq:>8.0f}x  "
-                f"{mt:>9.3f}  {nt:>8.3f}  {nt / mt:>9.1f}x",
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory() as tmp, started(Path(tmp) / "cluster", _free_base_port()) as cluster:
+        admin = Admin(cluster)
+        admin.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        claim = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "herd-results", "namespace": NAMESPACE},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "herd-nfs",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        cluster.apply([claim, *stand_in_volumes([claim], cluster.directory / "volumes")])
+        wait("the bench namespace's ServiceAccount", lambda: admin.request(
+            "GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default") is not None, 60)  # fmt: skip
+        pki = cluster.directory / "pki"
+        proxy = FaultProxy(cluster.server, str(pki / "ca.crt"), str(pki / "admin.crt"), str(pki / "admin.key"))
+        proxy.start()
+        print(f"local real cluster {cluster.version()}, namespace {NAMESPACE}, as admin, through a counting proxy")
+        header = (
+            f"{'runs':>6}  {'op':<38}  {'ml_jobs req':>11}  {'naive req':>9}  {'ml_jobs read':>12}  "
+            f"{'naive read':>11}  {'ml_jobs s':>9}  {'naive s':>8}  {'req / bytes / time ratio':>24}"
+        )
+        print(header)
+        print("-" * len(header))
+        try:
+            for runs in args.sizes:
+                r = bench(runs, cluster, admin, proxy)
+                for op, naive in (("submit", "submit naive"), ("status running", "status running naive")):
+                    (mreq, mb, mt), (nreq, nb, nt) = r[f"{op} ml_jobs"], r[naive]
+                    ratio = f"{nreq / mreq:.0f}x / {nb / mb:.1f}x / {nt / mt:.1f}x"
+                    print(
+                        f"{runs:>6}  {op:<38}  {mreq:>11}  {nreq:>9}  {_kb(mb):>12}  {_kb(nb):>11}  "
+                        f"{mt:>9.3f}  {nt:>8.3f}  {ratio:>24}",
+                        flush=True,
+                    )
+                for op in ("status finished ml_jobs (first look)", "status finished ml_jobs (recorded)"):
+                    mreq, mb, mt = r[op]
+                    print(f"{runs:>6}  {op.replace(' ml_jobs', ''):<38}  {mreq:>11}  {'':>9}  {_kb(mb):>12}  "
+                          f"{'':>11}  {mt:>9.3f}", flush=True)  # fmt: skip
+        finally:
+            proxy.stop()
 
 
 if __name__ == "__main__":

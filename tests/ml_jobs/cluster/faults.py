@@ -35,6 +35,8 @@ class Logged:
     query: dict[str, str]
     body: Any
     status: int = 0
+    sent: int = 0  # bytes of the request body
+    read: int = 0  # bytes of the answer's body, as it came from the API server
 
     def __repr__(self) -> str:
         q = "&".join(f"{k}={v}" for k, v in self.query.items())
@@ -162,7 +164,7 @@ class FaultProxy:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        entry = Logged(request.method, request.path, dict(request.query), body)
+        entry = Logged(request.method, request.path, dict(request.query), body, sent=len(raw))
         self.log.append(entry)
         fault = next((f for f in self.faults if f.matches(request.method, request.path)), None)
         if fault is not None:
@@ -187,6 +189,7 @@ class FaultProxy:
             )
             await out.prepare(request)
             async for chunk in answer.content.iter_any():
+                entry.read += len(chunk)
                 await out.write(chunk)
             await out.write_eof()
             return out
