@@ -34,6 +34,7 @@ __all__ = [
     "check_objects",
     "config_map_name",
     "default_owner",
+    "login_name",
     "render",
     "sweep_definition",
     "validate_schema",
@@ -97,13 +98,18 @@ def _shim_sources() -> dict[str, str]:
     return {key: package.joinpath(module).read_text(encoding="utf-8") for key, module in _SHIM_FILES.items()}
 
 
+def login_name() -> str:
+    """The local login name, or ``unknown`` where there is none (no passwd entry and no $USER, as in some
+    containers): who submits when the API server cannot say."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def default_owner() -> str:
     """Who is submitting: the login name, as a label value."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = ""
-    return L.label_value(name) or "unknown"
+    return L.label_value(login_name()) or "unknown"
 
 
 def config_map_name(job_name: str) -> str:

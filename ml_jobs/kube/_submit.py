@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
 import signal
 import threading
 import uuid
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from ml_jobs import _labels as L
 from ml_jobs.errors import ConflictError, ExperimentExistsError, HerdError
 from ml_jobs.kube import registry
+from ml_jobs.render import login_name
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -111,13 +111,6 @@ def _create_or_adopt(
     )
 
 
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no $USER, as in some containers
-        return "unknown"
-
-
 def submitter(api: Api) -> str:
     """Who submits: the user the API server authenticates (a SelfSubjectReview), else the local login name.
 
@@ -125,7 +118,7 @@ def submitter(api: Api) -> str:
     is only a fallback for servers that cannot say (before Kubernetes 1.28, or a policy forbidding the review).
     The objects' ``herd.dev/owner`` label is it, sanitised to a label value by the renderer.
     """
-    return api.user_name() or _login()
+    return api.user_name() or login_name()
 
 
 def _spec_doc(exp: Any) -> dict[str, Any]:

@@ -423,7 +423,7 @@ def test_the_owner_is_the_user_the_api_server_sees_not_the_login_name(
 ) -> None:
     # GIVEN a local login "bob" and an API server that authenticates the client (certificate CN) as alice
     # WHEN submitting without an explicit owner THEN the owner is the server's user
-    monkeypatch.setattr(submit_module.getpass, "getuser", lambda: "bob")
+    monkeypatch.setattr("getpass.getuser", lambda: "bob")
     result = submit(api, experiment(2))
     assert ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") in calls(cluster)
     job = cluster.get("jobs", result.job)
@@ -444,7 +444,7 @@ def test_the_owner_falls_back_to_the_login_name_when_the_server_cannot_say(
 ) -> None:
     # GIVEN a server before Kubernetes 1.28 (no SelfSubjectReview: 404) or one whose policy forbids it (403)
     # WHEN submitting THEN the login name is the owner and the submit goes through
-    monkeypatch.setattr(submit_module.getpass, "getuser", lambda: "bob")
+    monkeypatch.setattr("getpass.getuser", lambda: "bob")
     cluster.inject("POST", "/selfsubjectreviews$", status, message="no reviews here")
     result = submit(api, experiment(2))
     assert result.created
