@@ -465,3 +465,18 @@ def test_who_submits_is_asked_only_when_something_will_be_created(cluster: TeamC
     with pytest.raises(ExperimentExistsError):
         submit(api, experiment(3))
     assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
+
+
+def test_the_readme_says_how_many_requests_a_submit_sends(cluster: TeamCluster, api: Any) -> None:
+    # The README's command table states the count; the real server's log of a first submit holds it to that.
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `ml-jobs submit SPEC"))
+    stated = int(re.search(r"\| (\d+) \(one a SelfSubjectReview", row).group(1))  # type: ignore[union-attr]
+    submit(api, experiment(3))
+    assert len(cluster.log) == stated, cluster.log
+    again = len(cluster.log)
+    submit(api, experiment(3))
+    assert len(cluster.log) - again == 1  # "1 when the same spec was submitted already"
