@@ -22,6 +22,7 @@ COMPONENTS=(
     "etcd|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
     "kubernetes|k8s.io/kubernetes|$(for b in $KUBE_BINARIES; do printf 'k8s.io/kubernetes/cmd/%s ' "$b"; done)"
     "kwok|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok"
+    "kueue|sigs.k8s.io/kueue|sigs.k8s.io/kueue/cmd/kueue"
 )
 
 version_of() { # the version go.mod requires of module $2, in directory $1
@@ -52,6 +53,9 @@ build() { # component $1 at $3 (cache dir) from packages $4
             ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
         done
     fi
+    if [ "$name" = kueue ]; then
+        ldflags+=" -X sigs.k8s.io/kueue/pkg/version.GitVersion=$version"
+    fi
     echo "== building $name $version (cold: tens of minutes on two cores; cached afterwards in $out)" >&2
     local started=$SECONDS
     rm -rf "$out.partial"
@@ -60,6 +64,11 @@ build() { # component $1 at $3 (cache dir) from packages $4
     (cd "$name" && go build -trimpath -tags selinux,notest -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
     # go names the binary of go.etcd.io/etcd/server/v3 "server"; upstream ships it as etcd.
     if [ "$name" = etcd ]; then mv "$out.partial/bin/server" "$out.partial/bin/etcd"; fi
+    # Kueue's CRDs come from its module (not the repo): copied beside the binary, as crds/ of the same build.
+    if [ "$name" = kueue ]; then
+        mkdir -p "$out.partial/crds"
+        cp "$(cd "$name" && go list -m -f '{{.Dir}}' "$module")"/config/components/crd/bases/*.yaml "$out.partial/crds/"
+    fi
     for binary in "$out.partial/bin/"*; do [ -x "$binary" ] || { echo "components.sh: $binary not built" >&2; exit 1; }; done
     echo "$name $version built in $((SECONDS - started)) s" >&2
     rm -rf "$out"
