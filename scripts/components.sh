@@ -38,6 +38,17 @@ dir_of() { # the cache directory of component $1
     echo "$CACHE/$name-$version-$hash"
 }
 
+kueue_manifests() { # Kueue's CRDs and webhook configurations, from module $2 (in directory $1) into $3
+    # From the module (never the repo), beside the binary of the same build: crds/ and webhook/.
+    local src
+    src=$(cd "$1" && go list -m -f '{{.Dir}}' "$2")/config/components
+    mkdir -p "$3/crds.partial" "$3/webhook.partial"
+    cp "$src"/crd/bases/*.yaml "$3/crds.partial/"
+    cp "$src"/webhook/manifests.yaml "$3/webhook.partial/"
+    rm -rf "$3/crds" "$3/webhook"
+    mv "$3/crds.partial" "$3/crds" && mv "$3/webhook.partial" "$3/webhook"
+}
+
 build() { # component $1 at $3 (cache dir) from packages $4
     local name=$1 module=$2 out=$3 packages=$4 version ldflags="" binary
     version=$(version_of "$name" "$module")
@@ -64,11 +75,7 @@ build() { # component $1 at $3 (cache dir) from packages $4
     (cd "$name" && go build -trimpath -tags selinux,notest -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
     # go names the binary of go.etcd.io/etcd/server/v3 "server"; upstream ships it as etcd.
     if [ "$name" = etcd ]; then mv "$out.partial/bin/server" "$out.partial/bin/etcd"; fi
-    # Kueue's CRDs come from its module (not the repo): copied beside the binary, as crds/ of the same build.
-    if [ "$name" = kueue ]; then
-        mkdir -p "$out.partial/crds"
-        cp "$(cd "$name" && go list -m -f '{{.Dir}}' "$module")"/config/components/crd/bases/*.yaml "$out.partial/crds/"
-    fi
+    if [ "$name" = kueue ]; then kueue_manifests "$name" "$module" "$out.partial"; fi
     for binary in "$out.partial/bin/"*; do [ -x "$binary" ] || { echo "components.sh: $binary not built" >&2; exit 1; }; done
     echo "$name $version built in $((SECONDS - started)) s" >&2
     rm -rf "$out"
@@ -91,6 +98,16 @@ for entry in "${COMPONENTS[@]}"; do
             continue
         fi
         build "$name" "$module" "$out" "$packages"
+    fi
+    # A build cached before its manifests were kept beside it gets them now (they come from the same module).
+    if [ "$name" = kueue ] && [ ! -d "$out/webhook" ]; then
+        if $print_only; then
+            echo "components.sh: kueue's manifests are missing ($out/webhook); run scripts/components.sh" >&2
+            missing=1
+            continue
+        fi
+        command -v go >/dev/null || { echo "components.sh: no Go toolchain (looked in PATH and /usr/local/go/bin)" >&2; exit 1; }
+        kueue_manifests "$name" "$module" "$out"
     fi
     for binary in "$out/bin/"*; do links+=("$binary"); done
 done
