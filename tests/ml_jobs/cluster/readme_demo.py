@@ -1,11 +1,24 @@
-"""Drive the real ``ml-jobs`` CLI against the API emulator and print the transcript (the README's ``cluster``
+"""Drive the real ``ml-jobs`` CLI against a local real cluster and print the transcript (the README's ``cluster``
 section is this output).
 
-NOT a real cluster: the API server is kmock's emulator (tests/ml_jobs/cluster/emulator.py) and the Job controller,
-scheduler, kubelet, garbage collector and cluster-autoscaler are the doubles in doubles.py. The ``ml-jobs``
-commands are the real CLI, run as subprocesses with a kubeconfig pointing at the emulator. The runs' metrics and
-logs are those of a real local run of the same spec (``ml-jobs run examples/digits-sweep.yaml --local``), copied
-onto the results-volume double, so the numbers are real training results.
+The cluster is real and started for this run (``herd_ops.local_cluster``, what ``scripts/local-cluster.sh up``
+starts): upstream etcd, kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, the
+Pulumi program's objects for the example stack, the example site's nodes. The ``ml-jobs`` commands are the real
+CLI, run as subprocesses as alice with her own client certificate, in the vision team's namespace. The Job
+controller, scheduler, quota, TTL controller and garbage collector are the real ones. Not real, and said so in
+the transcript:
+
+- the nodes are KWOK's: they run no container. Each run ends after ``HERD_SIMULATED_DURATION`` with the
+  termination message the entry shim writes from that run's ``metrics.json`` (the shim's own
+  ``layout.termination_message``), as the spec's ``env`` tells KWOK (``herd_ops/kwok_stages.yaml``): the spec
+  submitted is ``examples/digits-sweep.yaml`` plus that ``env``. KWOK serves no logs either;
+- the two CPU servers are shrunk to 4 CPUs and the cloud pools start with no node, so the sweep does not fit;
+- cluster-autoscaler needs AWS: its ``TriggeredScaleUp`` events are created through the real API in the shape it
+  writes them, and the node it would add joins as a KWOK node;
+- the results volume is the team claim's stand-in ``hostPath`` volume; the metrics are those of a real local run
+  of the same spec (``ml-jobs run examples/digits-sweep.yaml --local``) copied onto it, so the numbers are real
+  training results. ``results`` reads it mounted (``--results-path``): the reader pod needs a real node;
+- the Job's TTL (3 days) is shortened to a second.
 
     .venv/bin/python -m tests.ml_jobs.cluster.readme_demo --local-results /tmp/digits
 """
@@ -19,115 +32,69 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from herd_ops.local_cluster import EXAMPLE_STACK, LocalCluster, node_objects, started
 from ml_jobs import layout
-from tests.ml_jobs.cluster.doubles import (
-    AutoscalerDouble,
-    JobControllerDouble,
-    KubeletDouble,
-    SchedulerDouble,
-    node,
-)
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
+from tests.conftest import Admin, _free_base_port
+from tests.ml_jobs.cluster.stand_ins import autoscaler_event, results_volume
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC = REPO / "examples" / "digits-sweep.yaml"
 EXPERIMENT = "digits-sweep"
-# The example stack's team namespaces are vision and nlp (Pulumi.example.yaml herd:teams).
-NAMESPACE = "vision"
-# cluster-autoscaler names the ASG: <herd:clusterName>-<pool> (infra.burst_pool.asg_name), here lab-cpu-burst.
-BURST_GROUP = "lab-cpu-burst"
-BURST_MAX = 6
+NAMESPACE = "vision"  # alice's team on the example stack (Pulumi.example.yaml herd:teams)
+CPU_SERVERS = ("cpu-01", "cpu-02")  # the example site's on-prem CPU servers (inventory/example)
+SHRUNK_CPUS = "4"
+BURST_POOL = "cpu-burst"  # the cloud pool a 1-CPU run bursts to (Pulumi.example.yaml herd:pools)
+RUN_SECONDS = 25  # how long each simulated run runs: long enough to look at the sweep while it runs
+_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
-def kubeconfig(path: Path, server: str, namespace: str) -> Path:
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "herd", "cluster": {"server": server}}],
-        "users": [{"name": "alice", "user": {"token": "demo-token-made-at-run-time"}}],
-        "contexts": [{"name": "herd", "context": {"cluster": "herd", "user": "alice", "namespace": namespace}}],
-        "current-context": "herd",
-    }
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
+def burst_pool() -> tuple[str, int, int]:
+    """cluster-autoscaler's name for the burst pool's ASG (``infra.burst_pool.asg_name``), its min and max."""
+    from infra import config as stack
+    from infra.burst_pool import asg_name
+    from infra.plan import load_stack_file
 
-
-def demo_nodes() -> list[dict[str, Any]]:
-    """A small slice of the example site (inventory/example, Pulumi.example.yaml): its control plane (tainted),
-    two on-prem CPU servers (pool onprem-cpu, shrunk to 4 CPUs so that the sweep does not fit at once) and a GPU
-    server (GPU-tainted). The cloud pools have no nodes until the autoscaler adds one."""
-    onprem = {"herd.dev/location": "onprem"}
-    cpu = {**onprem, "herd.dev/tier": "high-cpu", "herd.dev/pool": "onprem-cpu"}
-    return [
-        node(
-            "cp-01",
-            labels={**onprem, "herd.dev/tier": "general", "herd.dev/pool": "control-plane"},
-            cpu="4",
-            memory="16Gi",
-            taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
-        ),
-        node("cpu-01", labels=cpu, cpu="4", memory="16Gi"),
-        node("cpu-02", labels=cpu, cpu="4", memory="16Gi"),
-        node(
-            "gpu-01",
-            labels={
-                **onprem,
-                "herd.dev/tier": "gpu",
-                "herd.dev/pool": "onprem-gpu",
-                "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
-            },
-            gpus=4,
-            taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
-        ),
-    ]
+    cfg = stack.load(load_stack_file(EXAMPLE_STACK))
+    pool = next(p for p in cfg.pools if p.name == BURST_POOL)
+    return asg_name(cfg, pool), pool.min_size, pool.max_size
 
 
 class Demo:
-    """The emulator, the doubles, and a way to run ``ml-jobs`` against them."""
+    """The local real cluster, what stands in for what cannot run here, and a way to run ``ml-jobs``."""
 
-    def __init__(self, workdir: Path, local_results: Path | None) -> None:
-        self.cluster = EmulatedCluster(namespace=NAMESPACE).start()
-        self.controller = JobControllerDouble(self.cluster)
-        self.scheduler = SchedulerDouble(self.cluster, demo_nodes())
-        self.kubelet = KubeletDouble(self.cluster, self.controller)
-        self.autoscaler = AutoscalerDouble(self.cluster)
-        self.volume = workdir / "nfs"  # the results volume double (claim herd-results)
-        self.volume.mkdir()
+    def __init__(self, cluster: LocalCluster, workdir: Path, local_results: Path | None) -> None:
+        self.cluster = cluster
+        self.admin = Admin(cluster)
+        self.workdir = workdir
         self.local_results = local_results
         self.env = {
             **os.environ,
-            "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", self.cluster.url, NAMESPACE)),
+            "KUBECONFIG": str(cluster.alice_kubeconfig),
+            "PYTHONPATH": str(REPO),
             "COLUMNS": "132",
             "NO_COLOR": "1",
             "TERM": "dumb",
             "USER": "alice",
         }
         self.env.pop("ML_JOBS_RESULTS_PATH", None)
+        self.env.pop("HERD_DEBUG", None)
         self.transcript: list[str] = []
         self.plot: Path | None = None
-        self._readers()
+        self.version = cluster.version()
 
-    def _readers(self) -> None:
-        """The kubelet double runs reader pods (their real shell script) as soon as they are created."""
-        import asyncio
-
-        def hook(plural: str, namespace: str, name: str) -> None:
-            if plural == "pods" and "-results-" in name:
-                loop = asyncio.get_running_loop()
-                loop.run_in_executor(None, self.kubelet.run_reader, name, {"herd-results": self.volume})
-
-        self.cluster._created_hooks.append(hook)
-
-    def ml_jobs(self, *args: str, show: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    # ---- ml-jobs, as alice
+    def ml_jobs(self, *args: str, show: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-c", "from ml_jobs.cli import main; main()", *args]
-        env = {**self.env, "PYTHONPATH": str(REPO)}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd, timeout=120, check=False)
+        proc = subprocess.run(
+            cmd, env=self.env, capture_output=True, text=True, cwd=self.workdir, timeout=180, check=False
+        )
         shown = show or "ml-jobs " + " ".join(args)
         out = (proc.stdout + proc.stderr).rstrip()
         self.transcript.append(
@@ -138,120 +105,196 @@ class Demo:
     def note(self, text: str) -> None:
         self.transcript.append(f"# {text}")
 
-    # ---- what the cluster does between commands (doubles)
-    def pods(self) -> list[dict[str, Any]]:
-        return self.controller.pods(EXPERIMENT)
+    # ---- the cluster, as its admin
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        return self.cluster.kubectl(*args, stdin=stdin)
+
+    def pods(self, job: str = EXPERIMENT) -> list[dict[str, Any]]:
+        out = self.kubectl(
+            "get", "pods", "-n", NAMESPACE, "-l", f"batch.kubernetes.io/job-name={job}", "-o", "json"
+        )
+        return json.loads(out)["items"]
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := check()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.25)
+        return value
 
     def index(self, pod: dict[str, Any]) -> int:
-        return int(pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
+        return int(pod["metadata"]["annotations"][_INDEX])
 
-    def run_log(self, i: int) -> str:
+    # ---- the example site's slice, and its stand-ins
+    def shrink_and_empty_the_cloud(self) -> None:
+        """The CPU servers shrunk to 4 CPUs; the cloud pools' nodes removed (their minimum is 0)."""
+        capacity = {"status": {"capacity": {"cpu": SHRUNK_CPUS}, "allocatable": {"cpu": SHRUNK_CPUS}}}
+        for name in CPU_SERVERS:
+            self.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(capacity))
+        for node in self.cloud_nodes():
+            self.kubectl("delete", "node", node["metadata"]["name"])
+
+    def cloud_nodes(self) -> list[dict[str, Any]]:
+        return [
+            n for n in node_objects(self.version) if n["metadata"]["labels"].get("herd.dev/location") == "cloud"
+        ]
+
+    def burst_node_joins(self) -> str:
+        """What the autoscaler's scale-up ends in: the burst pool's node registers (a KWOK node)."""
+        node = next(n for n in self.cloud_nodes() if n["metadata"]["labels"].get("herd.dev/pool") == BURST_POOL)
+        self.kubectl("create", "-f", "-", stdin=json.dumps(node))
+        return str(node["metadata"]["name"])
+
+    def autoscaler_scales_up(self, pods: list[dict[str, Any]]) -> None:
+        """cluster-autoscaler's TriggeredScaleUp on each pod it scales up for (stand-in: it needs AWS)."""
+        group, low, high = burst_pool()
+        for pod in pods:
+            message = f"pod triggered scale-up: [{{{group} {low}->{low + 1} (max: {high})}}]"
+            autoscaler_event(self.admin, pod, "TriggeredScaleUp", message)
+
+    def volume(self) -> Path:
+        """The directory behind the team's results claim, once the claim is bound to its stand-in volume."""
+
+        def bound() -> bool:
+            claim = self.admin.request(
+                "GET", f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/herd-results"
+            )
+            return (claim or {}).get("status", {}).get("phase") == "Bound"
+
+        self.wait("the results claim bound", bound)
+        return results_volume(self.admin, NAMESPACE)
+
+    def metrics(self, i: int) -> dict[str, Any]:
         if self.local_results is None:
-            return f"epoch 30: val accuracy {0.9 + i / 1000:.4f}\n"
-        logs = sorted((self.local_results / EXPERIMENT / f"run-{i:05d}" / "logs").glob("*.log"))
-        return logs[-1].read_text(encoding="utf-8") if logs else ""
+            return {"val_accuracy": 0.9 + i / 1000}
+        path = self.local_results / EXPERIMENT / layout.run_name(i) / layout.METRICS_FILE_NAME
+        return dict(json.loads(path.read_text(encoding="utf-8")))
 
-    def write_results(self, i: int) -> None:
-        dst = self.volume / EXPERIMENT / f"run-{i:05d}"
-        dst.mkdir(parents=True, exist_ok=True)
-        if self.local_results is not None:
-            src = self.local_results / EXPERIMENT / f"run-{i:05d}"
-            for name in ("metrics.json", "params.json"):
-                shutil.copy(src / name, dst / name)
-        else:
-            (dst / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9 + i / 1000}))
+    def write_results(self, runs: int) -> None:
+        """The runs' metrics.json and params.json on the results volume, as the runs would have written them."""
+        for i in range(runs):
+            dst = Path(layout.run_dir(self.volume() / EXPERIMENT, i))
+            dst.mkdir(parents=True, exist_ok=True)
+            if self.local_results is not None:
+                src = Path(layout.run_dir(self.local_results / EXPERIMENT, i))
+                for name in (layout.METRICS_FILE_NAME, layout.PARAMS_FILE_NAME):
+                    shutil.copy(src / name, dst / name)
+            else:
+                (dst / layout.METRICS_FILE_NAME).write_text(json.dumps(self.metrics(i)), encoding="utf-8")
 
-    def schedule_pending(self, started: Callable[[int], bool] = lambda i: True) -> None:
-        for p in self.pods():
-            name = p["metadata"]["name"]
-            if p["status"]["phase"] != "Pending":
-                continue
-            placed = p["spec"].get("nodeName") or self.scheduler.schedule(name)
-            if placed and started(self.index(p)):
-                self.kubelet.start(name, log=self.run_log(self.index(p)).split("\n")[0] + "\n")
+    def spec(self, file: str, *, count: int, env: dict[str, str]) -> Path:
+        """examples/digits-sweep.yaml (its random count changed to ``count``) plus ``env`` for KWOK."""
+        doc = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+        doc["sweep"]["product"][1]["random"]["count"] = count
+        doc["env"] = env
+        path = self.workdir / file
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
 
-    def finish(self, which: Callable[[int], bool]) -> None:
-        for p in self.pods():
-            i = self.index(p)
-            if p["status"]["phase"] == "Running" and which(i):
-                self.write_results(i)
-                full = self.run_log(i)
-                first = full.split("\n")[0] + "\n"
-                self.kubelet.finish(
-                    p["metadata"]["name"], 0, log=full.removeprefix(first), message=self.termination_message(i)
-                )
+    def outcomes(self, runs: int) -> dict[str, str]:
+        """Each run ends after RUN_SECONDS, exit 0, with the termination message the shim writes from its
+        metrics."""
+        table = {str(i): {"exitCode": 0, "message": layout.termination_message(self.metrics(i), "val_accuracy")}
+                 for i in range(runs)}  # fmt: skip
+        return {"HERD_SIMULATED_DURATION": f"{RUN_SECONDS}s", "HERD_SIMULATED_OUTCOMES": json.dumps(table)}
 
-    def termination_message(self, i: int) -> str:
-        """What the entry shim writes to the run's termination log: its metrics.json, by the shim's own code."""
-        metrics = json.loads((self.volume / EXPERIMENT / f"run-{i:05d}" / "metrics.json").read_text())
-        return layout.termination_message(metrics, "val_accuracy") or ""
 
-    def close(self) -> None:
-        self.cluster.stop()
+def _unschedulable(pod: dict[str, Any]) -> bool:
+    conditions = pod["status"].get("conditions", [])
+    return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conditions)
 
 
 def run(local_results: Path | None, plot_out: Path | None = None) -> list[str]:
+    """Start a local real cluster, run the session, stop the cluster; the transcript, block by block."""
     with tempfile.TemporaryDirectory(prefix="ml-jobs-demo-") as tmp:
-        demo = Demo(Path(tmp), local_results)
-        try:
-            script(demo, Path(tmp))
-        finally:
-            demo.close()
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        with started(Path(tmp) / "cluster", _free_base_port()) as cluster:
+            demo = Demo(cluster, workdir, local_results)
+            script(demo)
         if plot_out is not None and demo.plot is not None and demo.plot.exists():
             shutil.copy(demo.plot, plot_out)
         return demo.transcript
 
 
-def script(demo: Demo, tmp: Path) -> None:
-    spec = str(SPEC.relative_to(REPO))
-    demo.ml_jobs("submit", spec)
-    demo.ml_jobs("submit", spec)
-
-    changed = tmp / "digits-sweep.yaml"
-    changed.write_text(SPEC.read_text(encoding="utf-8").replace("count: 3", "count: 4"), encoding="utf-8")
-    demo.ml_jobs(
-        "submit", str(changed), show="ml-jobs submit digits-sweep.yaml   # the same name, a changed sweep"
+def script(demo: Demo) -> None:
+    demo.shrink_and_empty_the_cloud()
+    volume = demo.volume()  # the claim is bound: runs can be scheduled
+    (demo.workdir / "herd-results").symlink_to(volume)
+    spec = demo.spec("digits-sweep.yaml", count=3, env=demo.outcomes(12))
+    changed = demo.spec("digits-sweep-16.yaml", count=4, env={"HERD_SIMULATED_HOLD": "1"})
+    demo.note(
+        "digits-sweep.yaml is examples/digits-sweep.yaml plus the env that tells KWOK's nodes how each run ends"
     )
+    demo.ml_jobs("submit", spec.name)
+    demo.ml_jobs("submit", spec.name)
+    demo.ml_jobs("submit", changed.name, show=f"ml-jobs submit {changed.name}   # the same name, a changed sweep")
 
     demo.note("the Job controller creates 12 pods; 8 fit on the two 4-CPU servers, 4 wait; the autoscaler reacts")
-    demo.controller.sync(EXPERIMENT)
-    demo.schedule_pending()
-    waiting = [p for p in demo.pods() if not p["spec"].get("nodeName")]
-    demo.autoscaler.triggered(waiting[0]["metadata"]["name"], BURST_GROUP, 0, 1, BURST_MAX)
-    demo.finish(lambda i: i in {0, 1, 2})
+
+    def waiting() -> list[dict[str, Any]]:
+        pods = demo.pods()
+        unschedulable = [p for p in pods if _unschedulable(p)]
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return unschedulable if len(running) == 8 and len(unschedulable) == 4 else []
+
+    pending = demo.wait("8 runs running, 4 unschedulable", waiting)
+    demo.autoscaler_scales_up(pending)
+    demo.write_results(12)  # the runs write their results as they run
     demo.ml_jobs("status", EXPERIMENT)
-    demo.ml_jobs("logs", EXPERIMENT, "run-00003")
+    demo.ml_jobs("logs", EXPERIMENT, layout.run_name(min(demo.index(p) for p in pending)))
 
-    demo.note("runs finish; the freed CPUs take the waiting runs; all 12 succeed")
-    for _ in range(4):
-        demo.finish(lambda i: True)
-        demo.schedule_pending()
+    node = demo.burst_node_joins()
+    demo.note(f"the autoscaler's node {node} joins and takes the waiting runs; all 12 succeed")
+    demo.wait("the Job complete", lambda: "Complete" in demo.kubectl(
+        "get", "job", EXPERIMENT, "-n", NAMESPACE, "-o", "jsonpath={.status.conditions[*].type}"
+    ))  # fmt: skip
     demo.ml_jobs("status", EXPERIMENT)  # the metrics come from the pods' termination messages
-    demo.ml_jobs("results", EXPERIMENT, "--plot", "digits.png", cwd=tmp)
-    demo.plot = tmp / "digits.png"
-    demo.ml_jobs("results", EXPERIMENT, "--csv", "--limit", "3")
+    demo.note("the results volume is mounted here at herd-results")
+    demo.ml_jobs("results", EXPERIMENT, "--results-path", "herd-results", "--plot", "digits.png")
+    demo.plot = demo.workdir / "digits.png"
+    demo.ml_jobs("results", EXPERIMENT, "--results-path", "herd-results", "--csv", "--limit", "3")
     demo.ml_jobs("ls")
 
-    demo.note("the Job's TTL (ttlSecondsAfterFinished: 3d) removes the Job, its pods and its sweep ConfigMap")
-    demo.cluster._on_loop(lambda: None)
-    api = demo.cluster.api()
-    api.delete("jobs", EXPERIMENT)
-    api.close()
+    demo.note(
+        "the Job's TTL (ttlSecondsAfterFinished: 3d, here 1s) removes the Job, its pods and its sweep ConfigMap"
+    )
+    demo.kubectl(
+        "patch", "job", EXPERIMENT, "-n", NAMESPACE, "--type=merge", "-p", '{"spec":{"ttlSecondsAfterFinished":1}}'
+    )
+    demo.wait("the Job gone", lambda: not demo.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "name").strip())
+    demo.wait(
+        "its pods and ConfigMap collected",
+        lambda: (
+            not demo.pods()
+            and f"configmap/{EXPERIMENT}-sweep"
+            not in demo.kubectl("get", "configmaps", "-n", NAMESPACE, "-o", "name")
+        ),
+    )
     demo.ml_jobs("ls")
-    demo.ml_jobs("results", EXPERIMENT, "--limit", "3")
+    demo.ml_jobs("results", EXPERIMENT, "--results-path", "herd-results", "--limit", "3")
     demo.ml_jobs("logs", EXPERIMENT, "3")
 
-    demo.ml_jobs("submit", str(changed), "--new-revision", show="ml-jobs submit digits-sweep.yaml --new-revision")
-    demo.controller.sync("digits-sweep-r2")
-    demo.ml_jobs("cancel", EXPERIMENT, "--yes")
-    demo.ml_jobs("status", "digits-sweep", "--revision", "2")
-    demo.ml_jobs("status", "nope")
-    demo.cluster.inject("POST", "/jobs$", 403)
-    bad = tmp / "other.yaml"
-    bad.write_text(
-        SPEC.read_text(encoding="utf-8").replace("name: digits-sweep", "name: other-sweep"), encoding="utf-8"
+    demo.ml_jobs("submit", changed.name, "--new-revision")
+    demo.wait(
+        "revision 2 running",
+        lambda: any(p["status"].get("phase") == "Running" for p in demo.pods(f"{EXPERIMENT}-r2")),
     )
-    demo.ml_jobs("submit", str(bad), show="ml-jobs submit other-sweep.yaml   # RBAC denies creating Jobs here")
+    demo.ml_jobs("cancel", EXPERIMENT, "--yes")
+    demo.ml_jobs("status", EXPERIMENT, "--revision", "2")
+    demo.ml_jobs("status", "nope")
+    other = demo.workdir / "other-sweep.yaml"
+    other.write_text(
+        spec.read_text(encoding="utf-8").replace(f"name: {EXPERIMENT}", "name: other-sweep"), encoding="utf-8"
+    )
+    demo.ml_jobs(
+        "submit",
+        other.name,
+        "-n",
+        "nlp",
+        show=f"ml-jobs submit {other.name} -n nlp   # alice holds no Role in nlp",
+    )
     demo.ml_jobs("ls")
 
 

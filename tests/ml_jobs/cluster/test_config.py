@@ -1,4 +1,4 @@
-"""Client configuration like kubectl's, and API error mapping (no emulator needed for most of it)."""
+"""Client configuration like kubectl's, and API error mapping (one test against the real API server)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ml_jobs.errors import (
 )
 from ml_jobs.kube import connect, load
 from ml_jobs.kube._api import map_api_exception
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
+from tests.ml_jobs.cluster.conftest import TeamCluster
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
@@ -106,12 +106,28 @@ def test_in_cluster_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load(service_account_dir=sa, context="herd")
 
 
-@pytest.mark.emulator
-def test_requests_go_to_the_contexts_namespace(tmp_path: Path, cluster: EmulatedCluster) -> None:
-    cfg = write_kubeconfig(tmp_path / "config", cluster.url)
-    with connect(kubeconfig=str(cfg), context="herd-b") as api:
+@pytest.mark.real_cluster
+def test_requests_go_to_the_contexts_namespace(tmp_path: Path, cluster: TeamCluster) -> None:
+    # GIVEN alice's kubeconfig with two contexts: her test team's namespace, and the nlp team's, where she holds
+    # no Role; its current context is the nlp one
+    cfg = cluster.kubeconfig(tmp_path / "config")
+    doc = json.loads(cfg.read_text())
+    doc["contexts"].append(
+        {"name": "nlp", "context": {"cluster": "herd-local", "user": "alice", "namespace": "nlp"}}
+    )
+    doc["current-context"] = "nlp"
+    cfg.write_text(json.dumps(doc))
+
+    # WHEN a request is made with --context alice THEN it goes to that context's namespace (the real server: 404)
+    with connect(kubeconfig=str(cfg), context="alice") as api:
         assert api.get_or_none("configmaps", "x") is None
-    assert [(r.method, r.path) for r in cluster.log] == [("GET", "/api/v1/namespaces/team-b/configmaps/x")]
+    # AND with the current context, to nlp, where the real authorizer refuses her
+    with connect(kubeconfig=str(cfg)) as api, pytest.raises(ForbiddenError, match="in namespace 'nlp'"):
+        api.get_or_none("configmaps", "x")
+    assert [(r.method, r.path, r.status) for r in cluster.log] == [
+        ("GET", f"/api/v1/namespaces/{cluster.namespace}/configmaps/x", 404),
+        ("GET", "/api/v1/namespaces/nlp/configmaps/x", 403),
+    ]
 
 
 class _Exc:

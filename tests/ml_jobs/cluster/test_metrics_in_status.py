@@ -1,86 +1,73 @@
 """``ml-jobs status`` shows each finished run's metrics from its pod's termination message: no results volume
-mounted, no reader pod. The kubelet double runs every pod's real container command — the entry shim from the
-sweep ConfigMap and the run's command — and puts the file the shim wrote at ``terminationMessagePath`` into
-``state.terminated.message``, as the kubelet does."""
+mounted, no reader pod.
+
+On the real control plane the message travels as on a real cluster — container status, pod, the real API server,
+status — but KWOK runs no process: it writes the message its stage is given, here what the entry shim writes for
+each run's metrics (its own function, ``layout.termination_message``, which keeps within the kubelet's 4096
+bytes). The shim itself writing the file and the kubelet reading it back need a real node (the next tier).
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from ml_jobs import _labels as L
+from ml_jobs import layout
 from ml_jobs.cli import app
 from ml_jobs.kube import registry, submit, sweep_status
-from tests.ml_jobs.cluster.conftest import GPU_PRODUCT, experiment
-from tests.ml_jobs.cluster.doubles import JobControllerDouble, KubeletDouble, SchedulerDouble, node
-from tests.ml_jobs.cluster.emulator import EmulatedCluster
-from tests.ml_jobs.cluster.test_config import write_kubeconfig
+from tests.ml_jobs.cluster.conftest import TeamCluster, experiment, outcomes
 
-pytestmark = pytest.mark.emulator
+pytestmark = pytest.mark.real_cluster
 
-RUN = """
-import json, os, sys
-i = int(os.environ["RUN_INDEX"])
-print("training run", i)
-if i == 1:
-    sys.exit(0)  # a run that reports no metrics
-metrics = {"loss": 1 - i / 10, "accuracy": 0.5 + i / 100}
-if i == 2:  # far more than the 4096 bytes the kubelet keeps of a termination message
-    metrics.update({"layer_%04d_grad_norm" % k: k / 3 for k in range(1000)})
-with open(os.environ["METRICS_FILE"], "w") as f:
-    json.dump(metrics, f)
-"""
+
+def _metrics(i: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"loss": 1 - i / 10, "accuracy": 0.5 + i / 100}
+    if i == 2:  # far more than the 4096 bytes the kubelet keeps of a termination message
+        metrics.update({f"layer_{k:04d}_grad_norm": k / 3 for k in range(1000)})
+    return metrics
 
 
 def test_status_shows_metrics_from_the_pods_termination_messages_without_the_volume(
-    cluster: EmulatedCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: TeamCluster, api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ML_JOBS_RESULTS_PATH", raising=False)
-    controller = JobControllerDouble(cluster)
-    scheduler = SchedulerDouble(cluster, [node("gpu-1", labels={"nvidia.com/gpu.product": GPU_PRODUCT}, gpus=4)])
-    kubelet = KubeletDouble(cluster, controller)
-    volume = tmp_path / "nfs"
-    volume.mkdir()
-    api = cluster.api()
-    exp = experiment(3, python=sys.executable, command=[sys.executable, "-c", RUN], args=[], parallelism=3)
-    submit(api, exp, owner="alice")
-    pods = {
-        int(p["metadata"]["labels"][L.COMPLETION_INDEX]): p["metadata"]["name"]
-        for p in controller.sync("bert-sweep")
-    }
-    for name in pods.values():
-        assert scheduler.schedule(name) == "gpu-1"
-        assert kubelet.run_container(name, {"team-results": volume}, tmp_path / name) == 0
+    # GIVEN three runs: run 0 reports metrics, run 1 none, run 2 more than a termination message holds
+    messages = {i: layout.termination_message(_metrics(i), "accuracy") for i in (0, 2)}
+    assert messages[2] is not None and len(messages[2].encode()) <= layout.TERMINATION_MESSAGE_LIMIT
+    script = {str(i): {"exitCode": 0, "message": m} for i, m in messages.items()}
+    submit(api, experiment(3, env=outcomes(script), parallelism=3), owner="alice")
+    cluster.wait_job("bert-sweep", "Complete")
     cluster.reset_log()
 
-    status = sweep_status(api, "bert-sweep")  # no results_path: nothing read from the volume
+    # WHEN alice looks at the sweep, with no results volume mounted
+    status = sweep_status(api, "bert-sweep")
 
+    # THEN each finished run's metrics come from its pod, the objective's first, and a cut message stays whole
     assert status.job_state == "complete" and [r.state for r in status.runs] == ["succeeded"] * 3
-    assert status.runs[0].metrics == {"accuracy": 0.5, "loss": 1.0}  # objective first, as the shim wrote it
+    assert status.runs[0].metrics == {"accuracy": 0.5, "loss": 1.0}
     assert status.runs[1].metrics is None
     cut = status.runs[2].metrics
+    full = _metrics(2)
     assert cut is not None and next(iter(cut)) == "accuracy" and cut["accuracy"] == 0.52
-    full = json.loads((volume / "bert-sweep" / "run-00002" / "metrics.json").read_text())
-    assert len(full) == 1002 and 100 < len(cut) < len(full) and all(full[k] == v for k, v in cut.items())
-    pod = cluster.get("pods", pods[0])
-    assert pod is not None
-    message = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-    assert message == (tmp_path / pods[0] / "termination-log").read_text() == '{"accuracy":0.5,"loss":1.0}'
-    assert "training run 0" in cluster.logs[(cluster.namespace, pods[0])]
-    # Three reads and the end recorded — with the metrics, which the registry now keeps after the Job is gone.
+    assert 100 < len(cut) < len(full) and all(full[k] == v for k, v in cut.items())
+    pod = next(p for p in cluster.pods("bert-sweep") if p["metadata"]["annotations"][_INDEX] == "0")
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == '{"accuracy":0.5,"loss":1.0}'
+    # Three reads and the end recorded — with the metrics, which the registry keeps after the Job is gone.
     assert [r.method for r in cluster.log] == ["GET", "GET", "GET", "PATCH"]
     rows = registry.read(api, "bert-sweep").runs(1)  # type: ignore[union-attr]
     assert [(row.get("metrics") or {}).get("accuracy") for row in rows] == [0.5, None, 0.52]
 
-    config = write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+    # AND the CLI's table has the objective's column
+    config = cluster.kubeconfig(tmp_path / "kubeconfig")
     out = CliRunner().invoke(app, ["status", "bert-sweep", "--kubeconfig", str(config)], env={"COLUMNS": "120"})
     assert out.exit_code == 0, out.output
     table = out.output.splitlines()
     header = next(line for line in table if line.startswith("run "))
     assert header.split()[-1] == "accuracy"
     assert [line.split()[-1] for line in table if line.startswith("run-0000")] == ["0.5", "—", "0.52"]
-    api.close()
+
+
+_INDEX = "batch.kubernetes.io/job-completion-index"
