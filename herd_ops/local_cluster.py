@@ -6,12 +6,15 @@ state. What it runs is what a kubeadm control plane runs, minus containers: the 
 client-certificate users from a CA generated here, authorization ``Node,RBAC`` and the admission plugins herd
 relies on; the controller manager with every default controller plus the bootstrap-token ones; the scheduler.
 Nodes are simulated by KWOK: it keeps their leases, moves pods through their phases (herd's stages,
-``kwok_stages.yaml``), and runs nothing.
+``kwok_stages.yaml``), and runs nothing. Kueue (built from its module too) runs out of cluster as its own
+integration tests run it: its CRDs, URL webhooks on loopback with a certificate from this cluster's CA, herd's
+Configuration (only Jobs that name a queue are Kueue's).
 
 The in-cluster objects are the Pulumi program's own for the example stack (``Pulumi.example.yaml``), taken from
 its offline plan: team namespaces with Pod Security labels, ResourceQuota, LimitRange, PriorityClasses, the
-``herd-submitter`` Role and its binding, the results StorageClass and claims. NFS cannot run here: each team's
-claim is bound to a ``hostPath`` PersistentVolume labelled ``herd.dev/stand-in=nfs``, the one stand-in.
+``herd-submitter`` Role and its binding, the results StorageClass and claims, Kueue's flavors and team queues.
+NFS cannot run here: each team's claim is bound to a ``hostPath`` PersistentVolume labelled
+``herd.dev/stand-in=nfs``, the one stand-in.
 
 Users: ``admin`` (``system:masters``) and ``alice``, a member of the vision team's submitter group and nothing
 else; her kubeconfig's namespace is that team's. etcd listens on loopback without TLS (only the API server talks
@@ -61,7 +64,7 @@ DEFAULT_PORT = 16443
 SIMULATED_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
 STAND_IN_LABEL = {"herd.dev/stand-in": "nfs"}
 # The components up starts, in order; each one's ports are base + offset.
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue")
 
 
 class LocalClusterError(Exception):
@@ -105,6 +108,7 @@ class Ports:
             "etcd": [b + 1, b + 2],
             "kube-controller-manager": [b + 3],
             "kube-scheduler": [b + 4],
+            "kueue": [b + 5, b + 6, b + 7],  # webhooks, metrics, health
         }
 
     @property
@@ -115,6 +119,10 @@ class Ports:
     def etcd(self) -> int:
         return self.base + 1
 
+    @property
+    def kueue_webhooks(self) -> int:
+        return self.base + 5
+
 
 # ------------------------------------------------------------------------------------------------ what it holds
 def _stack_values() -> dict[str, Any]:
@@ -124,7 +132,14 @@ def _stack_values() -> dict[str, Any]:
 
 
 # Apply order: what other objects live in or refer to first; bindings after what they bind.
-_KIND_ORDER = ("Namespace", "PriorityClass", "StorageClass", "ValidatingAdmissionPolicy")
+_KIND_ORDER = (
+    "Namespace",
+    "PriorityClass",
+    "StorageClass",
+    "ValidatingAdmissionPolicy",
+    "ResourceFlavor",
+    "ClusterQueue",
+)
 _LAST = ("ValidatingAdmissionPolicyBinding", "RoleBinding")
 
 
@@ -422,6 +437,7 @@ class LocalCluster:
         self._spawn("kube-controller-manager", self._controller_manager_args(cfg, pki))
         self._spawn("kube-scheduler", self._scheduler_args(pki))
         self._spawn("kwok", self._kwok_args())
+        self._start_kueue(pki)
 
         version = self.version()
         objects = plan_objects(values)
@@ -454,6 +470,7 @@ class LocalCluster:
             "alice": pki.sign("alice", f"/{groups}/CN={ALICE}", "clientAuth"),
             "kube-controller-manager": pki.sign("kcm", "/CN=system:kube-controller-manager", "clientAuth"),
             "kube-scheduler": pki.sign("scheduler", "/CN=system:kube-scheduler", "clientAuth"),
+            "kueue-webhook": pki.sign("kueue-webhook", "/CN=kueue-webhook", "serverAuth", "IP:127.0.0.1"),
             "sa": pki.service_account_keys(),
         }
         write_kubeconfig(self.admin_kubeconfig, self.server, pki.ca, certs["admin"], "admin")
@@ -557,10 +574,61 @@ class LocalCluster:
             "--server-address=",
         ]
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    # -------------------------------------------------------------- Kueue
+    @property
+    def kueue_manifests(self) -> Path:
+        """Kueue's CRDs (``crds/``) and webhook configurations (``webhook/``), from its module, kept by
+        ``scripts/components.sh`` beside the binary of the same build."""
+        return (self.bin / "kueue").resolve().parent.parent
+
+    def _start_kueue(self, pki: dict[str, tuple[Path, Path]]) -> None:
+        """Kueue out of cluster, as its own integration tests run it: its CRDs, URL webhooks on loopback with a
+        certificate from this cluster's CA (no internal certificate management), herd's Configuration."""
+        from infra.addons.queues import KUEUE_NAMESPACE, manager_config
+
+        crds = sorted((self.kueue_manifests / "crds").glob("*.yaml"))
+        self.apply([yaml.safe_load(f.read_text()) for f in crds])
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"-f={f}" for f in crds))
+        self.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KUEUE_NAMESPACE}}])
+        self.apply(kueue_webhooks(self.kueue_manifests / "webhook" / "manifests.yaml", self.ports, pki))
+        certs = self.directory / "kueue" / "certs"
+        certs.mkdir(parents=True)
+        cert, key = pki["kueue-webhook"]
+        (certs / "tls.crt").write_bytes(cert.read_bytes())
+        (certs / "tls.key").write_bytes(key.read_bytes())
+        (certs / "tls.key").chmod(0o600)
+        b = self.ports.base
+        config = {
+            **manager_config(),
+            "namespace": KUEUE_NAMESPACE,
+            "internalCertManagement": {"enable": False},
+            "webhook": {"host": "127.0.0.1", "port": self.ports.kueue_webhooks, "certDir": str(certs)},
+            "metrics": {"bindAddress": f"127.0.0.1:{b + 6}"},
+            "health": {"healthProbeBindAddress": f"127.0.0.1:{b + 7}"},
+            "leaderElection": {"leaderElect": False},
+        }
+        config_file = self.directory / "kueue" / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        args = [
+            f"--config={config_file}",
+            f"--kubeconfig={self.admin_kubeconfig}",
+            # The visibility API (pending positions) is an aggregated API server: not registered here.
+            "--feature-gates=VisibilityOnDemand=false",
+        ]
+        # Without internal certificate management Kueue reads its metrics certificate from a fixed path,
+        # /etc/kueue/metrics/certs: this cluster's certificate is bind-mounted there in a mount namespace of
+        # Kueue's own (only an empty directory is left on the machine).
+        _KUEUE_METRICS_CERTS.mkdir(parents=True, exist_ok=True)
+        mount = f'mount --bind "$0" {_KUEUE_METRICS_CERTS} && exec "$@"'
+        wrap = ["unshare", "--mount", "--propagation=private", "sh", "-c", mount, str(certs)]
+        self._spawn("kueue", args, wrap=wrap)
+        self._wait(f"http://127.0.0.1:{b + 7}/readyz", "kueue", ssl_context=None)
+
+    def _spawn(self, name: str, args: list[str], wrap: list[str] | None = None) -> None:
+        """Start ``name`` (through ``wrap``, a command that ends by exec'ing it, so the pid stays its own)."""
         log = (self.directory / "logs" / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [str(self.bin / name), *args],
+            [*(wrap or []), str(self.bin / name), *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -684,6 +752,33 @@ class LocalCluster:
         import shutil
 
         shutil.rmtree(self.directory)
+
+
+_KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+# Kueue's webhooks herd needs: its own objects and batch/v1 Jobs (the one integration herd configures).
+_KUEUE_WEBHOOK_GROUPS = {"kueue.x-k8s.io", "batch"}
+
+
+def kueue_webhooks(manifests: Path, ports: Ports, pki: dict[str, tuple[Path, Path]]) -> list[dict[str, Any]]:
+    """Kueue's webhook configurations from its module, for the webhooks of its own objects and of Jobs, each
+    pointing at the out-of-cluster Kueue on loopback (a URL, with this cluster's CA) instead of a Service."""
+    ca = _b64(pki["kueue-webhook"][0].parent / "ca.crt")
+    out = []
+    for doc in yaml.safe_load_all(manifests.read_text()):
+        if not doc:
+            continue
+        hooks = []
+        for hook in doc["webhooks"]:
+            groups = {g for rule in hook["rules"] for g in rule["apiGroups"]}
+            if not groups <= _KUEUE_WEBHOOK_GROUPS:
+                continue
+            path = hook["clientConfig"]["service"]["path"]
+            url = f"https://127.0.0.1:{ports.kueue_webhooks}{path}"
+            hooks.append({**hook, "clientConfig": {"url": url, "caBundle": ca}})
+        doc["metadata"] = {"name": f"kueue-{doc['metadata']['name']}"}
+        doc["webhooks"] = hooks
+        out.append(doc)
+    return out
 
 
 def _as_list(objects: list[dict[str, Any]]) -> str:

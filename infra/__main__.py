@@ -22,6 +22,7 @@ from infra.addons.autoscaler import ClusterAutoscaler  # noqa: E402
 from infra.addons.cni import cni_for  # noqa: E402
 from infra.addons.gpu import NvidiaDevicePlugin  # noqa: E402
 from infra.addons.priority import PriorityClasses  # noqa: E402
+from infra.addons.queues import KueueQueues  # noqa: E402
 from infra.addons.storage import NfsStorage  # noqa: E402
 from infra.addons.system import SYSTEM_NAMESPACE, system_namespace  # noqa: E402
 from infra.addons.team_policy import TeamStoragePolicy  # noqa: E402
@@ -54,7 +55,7 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
     storage = NfsStorage("results", cfg, SYSTEM_NAMESPACE, after_system)
     if cfg.teams:
         policy = TeamStoragePolicy("team-storage", cfg, after_cni)
-        for team in cfg.teams:
+        namespaces = [
             TeamNamespace(
                 f"team-{team.name}",
                 cfg,
@@ -63,6 +64,10 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
                 storage_policy=policy.bindings,
                 opts=after_cni,
             )
+            for team in cfg.teams
+        ]
+        after_namespaces = [*cni.ready, *(n.namespace for n in namespaces)]
+        KueueQueues("queues", cfg, pulumi.ResourceOptions(providers=[cluster], depends_on=after_namespaces))
 
     control_plane = KubeadmControlPlane(cfg.control_plane_endpoint, cfg.control_plane_ca_cert_hash)
     pools = [

@@ -326,6 +326,20 @@ class Limits(_Model):
         return _quantity(v)
 
 
+class CloudCap(_Model):
+    """What a team may hold in the cloud at once (Kueue's nominal quota of its cloud flavors); the rest of its
+    quota is its on-prem share."""
+
+    gpu: int = Field(ge=0)
+    cpu: str
+    memory: str
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantities(cls, v: str) -> str:
+        return _quantity(v)
+
+
 # Why a system: group may not submit: who is in it.
 _SYSTEM_GROUPS = {
     "system:unauthenticated": "the group of every request without credentials",
@@ -356,6 +370,7 @@ class Team(_Model):
     submitters: list[Annotated[str, AfterValidator(_submitter)]]
     quota: Quota
     limits: Limits
+    cloud: CloudCap
 
     @field_validator("name")
     @classmethod
@@ -519,7 +534,7 @@ def _list_of_mappings(value: Any, key: str) -> list[dict[str, Any]]:
 
 def _merge_team(defaults: dict[str, Any], team: dict[str, Any]) -> dict[str, Any]:
     merged = {**defaults, **team}
-    for nested in ("quota", "limits"):
+    for nested in ("quota", "limits", "cloud"):
         if isinstance(defaults.get(nested), Mapping) and isinstance(team.get(nested), Mapping):
             merged[nested] = {**defaults[nested], **team[nested]}
     return merged
@@ -551,6 +566,15 @@ def _first_error(e: ValidationError, raw_pools: list[dict], raw_teams: list[dict
     if err["type"] == "extra_forbidden":
         models: dict[str, type[BaseModel]] = {"pools": Pool, "teams": Team}
         model = models.get(head)
+        # Down to the model the unknown field is in (teams[0].cloud.gpus: the cloud cap's fields).
+        for part in loc[2:-1] if model else ():
+            by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+            inner = by_alias.get(str(part))
+            if inner is None or not (
+                isinstance(inner.annotation, type) and issubclass(inner.annotation, BaseModel)
+            ):
+                break
+            model = inner.annotation
         fields = [f.alias or n for n, f in model.model_fields.items()] if model else []
         close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
         msg = "unknown field" + (f"; did you mean {close[0]}?" if close else "")
@@ -770,6 +794,15 @@ def _check_teams(cfg: StackConfig) -> None:
                 f"{key}.limits.maxMemory",
                 f"{lim.max_memory} is more than the quota's memory ({team.quota.memory})",
             )
+        cloud, quota = team.cloud, team.quota
+        if cloud.gpu > quota.gpu:
+            raise ConfigError(f"{key}.cloud.gpu", f"{cloud.gpu} is more than the quota's gpu ({quota.gpu})")
+        for field in ("cpu", "memory"):
+            cap, total = getattr(cloud, field), getattr(quota, field)
+            if parse_quantity(cap) > parse_quantity(total):
+                raise ConfigError(f"{key}.cloud.{field}", f"{cap} is more than the quota's {field} ({total})")
+        if (cloud.gpu or parse_quantity(cloud.cpu)) and not cfg.pools:
+            raise ConfigError(f"{key}.cloud", "a cloud cap needs burst pools (herd:pools is empty)")
 
 
 def _snake(camel: str) -> str:

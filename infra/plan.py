@@ -295,6 +295,25 @@ def _kv(mapping: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
 
 
+def _flavor(where: str, spec: Mapping[str, Any]) -> str:
+    taints = "".join(f", taint {t['key']}={t.get('value', '')}:{t['effect']}" for t in spec.get("nodeTaints", []))
+    return f"{where}: {_kv(spec.get('nodeLabels') or {})}{taints}"
+
+
+def _cluster_queue(where: str, spec: Mapping[str, Any]) -> str:
+    """The flavors in the order Kueue tries them, each with its nominal quota (``cap`` where nothing is lent or
+    borrowed)."""
+    parts = []
+    for group in spec.get("resourceGroups", []):
+        for f in group["flavors"]:
+            closed = all(r.get("borrowingLimit") == "0" for r in f["resources"])
+            amounts = ",".join(
+                f"{r['name'].removeprefix('nvidia.com/')}={r['nominalQuota']}" for r in f["resources"]
+            )
+            parts.append(f"{f['name']} {'cap ' if closed else ''}{amounts}")
+    return f"{where} (cohort {spec.get('cohortName')}): " + " → ".join(parts)
+
+
 def _route_target(route: Mapping[str, Any]) -> str:
     if route.get("natGatewayId"):
         return "NAT"
@@ -418,6 +437,9 @@ def _summary(r: PlannedResource) -> str:
             + ", ".join(sorted(i.get("stringData", {})))
             + f" = {SECRET}"
         ),
+        "ResourceFlavor": lambda: _flavor(where, i["spec"]),
+        "ClusterQueue": lambda: _cluster_queue(where, i["spec"]),
+        "LocalQueue": lambda: f"{where} → ClusterQueue {i['spec']['clusterQueue']}",
         "Provider": lambda: f"context {i.get('context') or '(current)'}" if r.type.endswith("kubernetes") else "",
     }
     fn = summaries.get(r.kind)
@@ -442,6 +464,7 @@ _ORDER = [
     "NfsStorage",
     "TeamStoragePolicy",
     "TeamNamespace",
+    "KueueQueues",
     "ClusterAutoscaler",
     "Vpc",
     "InternetGateway",
@@ -468,6 +491,9 @@ _ORDER = [
     "LimitRange",
     "RoleBinding",
     "PersistentVolumeClaim",
+    "ResourceFlavor",
+    "ClusterQueue",
+    "LocalQueue",
     "StorageClass",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding",

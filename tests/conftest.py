@@ -57,7 +57,7 @@ class Admin:
         return f"{group}{where}/{resource}" + (f"/{name}" if name else "")
 
 
-def _free_base_port(span: int = 5) -> int:
+def _free_base_port(span: int = 8) -> int:
     for base in range(26443, 40000, 10):
         ok = True
         for port in range(base, base + span):

@@ -40,9 +40,9 @@ def release(
         name,
         k8s.helm.v3.ReleaseArgs(
             name=name,
-            chart=chart.name,
+            chart=chart.reference,
             version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
             namespace=namespace,
             create_namespace=create_namespace,
             values=values,

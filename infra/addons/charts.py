@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CALICO", "CHARTS", "CLUSTER_AUTOSCALER", "NFS_PROVISIONER", "NVIDIA_DEVICE_PLUGIN", "Chart"]
+__all__ = ["CALICO", "CHARTS", "CLUSTER_AUTOSCALER", "KUEUE", "NFS_PROVISIONER", "NVIDIA_DEVICE_PLUGIN", "Chart"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,16 @@ class Chart:
     name: str
     version: str
     repo: str
+
+    @property
+    def reference(self) -> str:
+        """What a Helm release names as its chart: the name in a classic repository, the full URL of an OCI one."""
+        return f"{self.repo}/{self.name}" if self.oci else self.name
+
+    @property
+    def oci(self) -> bool:
+        """Whether the chart is an OCI artifact (no index to add as a repository)."""
+        return self.repo.startswith("oci://")
 
     @property
     def key(self) -> str:
@@ -35,4 +45,8 @@ NFS_PROVISIONER = Chart(
 # of that minor (infra/addons/autoscaler.py: AUTOSCALER_IMAGE_TAGS).
 CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.59.1", "https://kubernetes.github.io/autoscaler")
 
-CHARTS = (CALICO, NVIDIA_DEVICE_PLUGIN, NFS_PROVISIONER, CLUSTER_AUTOSCALER)
+# The chart of the Kueue release whose controller the tests run (scripts/components/kueue/go.mod pins the same
+# version; tests/infra/test_queues.py holds the two together). Published as an OCI artifact.
+KUEUE = Chart("kueue", "0.17.0", "oci://registry.k8s.io/kueue/charts")
+
+CHARTS = (CALICO, NVIDIA_DEVICE_PLUGIN, NFS_PROVISIONER, CLUSTER_AUTOSCALER, KUEUE)

@@ -14,9 +14,11 @@ from infra.config import StackConfig, Team
 from ml_jobs import taxonomy
 from ml_jobs.rbac import SUBMITTER_ROLE, SUBMITTER_RULES
 
-__all__ = ["SUBMITTER_ROLE", "SUBMITTER_RULES", "TeamNamespace", "pod_security_labels"]
+__all__ = ["SUBMITTER_ROLE", "SUBMITTER_RULES", "TEAM_LABEL", "TeamNamespace", "pod_security_labels"]
 
 _MANAGED = {"app.kubernetes.io/managed-by": "herd"}
+# Which team a namespace is (its ClusterQueue admits workloads only from namespaces with this label).
+TEAM_LABEL = "herd.dev/team"
 
 
 def pod_security_labels(enforce: str) -> dict[str, str]:
@@ -48,7 +50,7 @@ class TeamNamespace(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("herd:addons:TeamNamespace", name, None, opts)
-        labels = {**_MANAGED, "herd.dev/team": team.name}
+        labels = {**_MANAGED, TEAM_LABEL: team.name}
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(

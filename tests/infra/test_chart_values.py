@@ -58,7 +58,7 @@ def test_every_pinned_chart_has_its_key_list():
 
 
 def test_every_value_set_exists_in_the_pinned_chart(any_plan):
-    by_name = {c.name: c for c in CHARTS}
+    by_name = {c.reference: c for c in CHARTS}
     releases = any_plan.of_type("kubernetes:helm.sh/v3:Release")
     assert releases
     for release in releases:

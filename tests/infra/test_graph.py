@@ -230,11 +230,15 @@ def test_autoscaler_discovers_this_cluster_and_prefers_spot(example_plan):
 
 
 def test_every_release_is_a_pinned_upstream_chart(any_plan):
-    pins = {c.name: c for c in CHARTS}
+    pins = {c.reference: c for c in CHARTS}
     for release in any_plan.of_type(RELEASE):
         chart = pins[release.inputs["chart"]]
         assert release.inputs["version"] == chart.version
-        assert release.inputs["repositoryOpts"]["repo"] == chart.repo
+        if chart.oci:  # the chart's reference is its full OCI address, with no repository index
+            assert release.inputs["chart"] == f"{chart.repo}/{chart.name}"
+            assert "repositoryOpts" not in release.inputs
+        else:
+            assert release.inputs["repositoryOpts"]["repo"] == chart.repo
 
 
 def test_calico_pool_is_the_pod_cidr_with_vxlan_and_the_vpn_mtu(example_plan, example_values):

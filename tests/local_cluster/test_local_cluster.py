@@ -84,6 +84,7 @@ def test_a_second_up_is_one_line_and_changes_nothing(real_control_plane: LocalCl
         "kube-controller-manager",
         "kube-scheduler",
         "kwok",
+        "kueue",
     }
 
 
@@ -130,7 +131,7 @@ def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
     assert f"admin:  {tmp_path / 'c' / 'admin.kubeconfig'}" in up.stdout
     assert f"alice:  {tmp_path / 'c' / 'alice.kubeconfig'}  (team vision)" in up.stdout
     pids = LocalCluster(tmp_path / "c", base, real_control_plane.bin).running()
-    assert len(pids) == 5
+    assert len(pids) == 6
     # alice's kubeconfig works and holds her team's namespace; she may not read nodes
     kubectl = [str(real_control_plane.bin / "kubectl"), f"--kubeconfig={tmp_path / 'c' / 'alice.kubeconfig'}"]
     assert subprocess.run([*kubectl, "get", "jobs"], capture_output=True, check=False).returncode == 0
@@ -139,7 +140,7 @@ def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
 
     down = _run(env, "down")
 
-    assert down.returncode == 0 and down.stdout.startswith("stopped kwok, kube-scheduler"), down
+    assert down.returncode == 0 and down.stdout.startswith("stopped kueue, kwok, kube-scheduler"), down
     assert not (tmp_path / "c").exists()
     assert not any(_alive(pid, name) for name, pid in pids.items())  # gone (a zombie has no command line)
     assert _run(env, "status").returncode == 1

@@ -1,0 +1,30 @@
+"""Team queues (Kueue): the names herd's queueing objects and ml-jobs agree on, defined once.
+
+infra creates, per team, a ClusterQueue and a LocalQueue of the same name as the team (both :func:`queue_name`);
+ml-jobs puts a sweep's Job into a LocalQueue with :data:`QUEUE_LABEL` and creates it suspended, which is how Kueue
+expects a Job it manages (it unsuspends the Job once the Workload is admitted).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_VERSION",
+    "COHORT",
+    "GROUP",
+    "QUEUE_LABEL",
+    "VERSION",
+    "queue_name",
+]
+
+GROUP = "kueue.x-k8s.io"
+VERSION = "v1beta2"
+API_VERSION = f"{GROUP}/{VERSION}"
+# The label that puts a Job into a LocalQueue of its namespace.
+QUEUE_LABEL = f"{GROUP}/queue-name"
+# Every team's ClusterQueue is in this cohort, so a team's idle on-prem quota can be borrowed by the others.
+COHORT = "herd"
+
+
+def queue_name(team: str) -> str:
+    """The team's ClusterQueue, and the LocalQueue in its namespace that points to it."""
+    return team
