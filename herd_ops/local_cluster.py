@@ -441,8 +441,10 @@ class LocalCluster:
 
         version = self.version()
         objects = plan_objects(values)
-        self.apply(objects)
+        # The stand-in volumes first: a claim created before the volume pre-bound to it waits for the PV
+        # controller's next resync (15 s) to bind.
         self.apply(stand_in_volumes(objects, self.directory / "volumes"))
+        self.apply(objects)
         self.kubectl("create", "-f", "-", stdin=_as_list(node_objects(version, values)))
         self._wait_until_usable(objects)
         log(f"local cluster {version} up in {time.monotonic() - started:.0f} s at {self.server}")
@@ -668,8 +670,8 @@ class LocalCluster:
             time.sleep(0.3)
 
     def _wait_until_usable(self, objects: list[dict[str, Any]], timeout: float = 120.0) -> None:
-        """Until every simulated node is Ready and every team namespace has its default ServiceAccount (which
-        pods need, and the controller manager creates)."""
+        """Until every simulated node is Ready, every team namespace has its default ServiceAccount (which pods
+        need, and the controller manager creates) and every results claim is bound to its stand-in volume."""
         namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
         deadline = time.monotonic() + timeout
         while True:
@@ -683,14 +685,17 @@ class LocalCluster:
                 for sa in json.loads(self.kubectl("get", "serviceaccounts", "-A", "-o", "json"))["items"]
                 if sa["metadata"]["name"] == "default"
             }
-            if nodes and ready and set(namespaces) <= accounts:
+            claims = json.loads(self.kubectl("get", "persistentvolumeclaims", "-A", "-o", "json"))["items"]
+            bound = all(c.get("status", {}).get("phase") == "Bound" for c in claims)
+            if nodes and ready and set(namespaces) <= accounts and bound:
                 return
             for name in PROCESSES:
                 if name not in self.running():
                     raise LocalClusterError(self._died(name))
             if time.monotonic() > deadline:
                 raise LocalClusterError(
-                    f"nodes or service accounts not ready within {timeout:.0f} s (logs: {self.directory / 'logs'})"
+                    f"nodes, service accounts or claims not ready within {timeout:.0f} s "
+                    f"(logs: {self.directory / 'logs'})"
                 )
             time.sleep(0.5)
 

@@ -155,7 +155,7 @@ def test_a_run_on_a_drained_node_is_retried_elsewhere_and_not_counted_as_a_failu
     assert annotations["batch.kubernetes.io/job-index-failure-count"] == "0"
     assert annotations["batch.kubernetes.io/job-index-ignored-failure-count"] == "1"
     job = cluster.get("jobs", "bert-sweep")
-    assert job is not None and job["status"].get("failed", 0) == 0 and "failedIndexes" not in job["status"]
+    assert job is not None and job["status"].get("failed", 0) == 0 and not job["status"].get("failedIndexes")
     status = sweep_status(api, "bert-sweep")
     assert [(r.state, r.node) for r in status.runs] == [("running", retry["spec"]["nodeName"])]
 
