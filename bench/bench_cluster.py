@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import signal
 import sys
 import tempfile
 import time
@@ -170,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster on the way out, as on Ctrl-C
     with tempfile.TemporaryDirectory() as tmp, started(Path(tmp) / "cluster", _free_base_port()) as cluster:
         admin = Admin(cluster)
         admin.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
