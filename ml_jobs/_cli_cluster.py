@@ -141,6 +141,8 @@ def _status_head(status: SweepStatus) -> list[Any]:
         f"{len(status.runs)} runs: {_counts_text(status.counts)}"
     )
     parts: list[Any] = [head]
+    if status.queue is not None:
+        parts.append(Text(f"queue: {status.queue.line}"))
     if status.causes:
         why = Table.grid(padding=(0, 1))
         why.add_column(justify="right", style="bold")
@@ -331,7 +333,17 @@ def list_(
         console.print(f"no experiments in namespace {ns}")
         return
     table = Table(header_style="bold", box=None, pad_edge=False, title=f"experiments in {ns}")
-    for col in ("experiment", "rev", "state", "runs", "by state", "submitted", "by"):
+    queued = any(e.queue for e in found)  # team queues (Kueue): where each waits or was admitted
+    for col in (
+        "experiment",
+        "rev",
+        "state",
+        "runs",
+        "by state",
+        *(("queue", "flavor") if queued else ()),
+        "submitted",
+        "by",
+    ):
         table.add_column(col)
     for e in found:
         table.add_row(
@@ -340,6 +352,7 @@ def list_(
             e.state,
             str(e.runs),
             _counts_text(e.counts),
+            *((e.queue or "-", e.flavor or "-") if queued else ()),
             e.submitted_at,
             e.submitted_by,
         )

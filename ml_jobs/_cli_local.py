@@ -118,9 +118,14 @@ def sweep_table(exp: Experiment) -> tuple[list[Column], Callable[[int], list[str
 
 def render(
     spec: SpecArg,
+    *,
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Set metadata.namespace.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner label (default: your login name).")] = None,
     revision: Annotated[int, typer.Option(min=1, help="Render revision N (Job <name>-r<N>).")] = 1,
+    queue: Annotated[
+        str | None,
+        typer.Option(help="The team queue (Kueue LocalQueue) when the spec names none, as submit finds it."),
+    ] = None,
     check_schema: Annotated[
         bool, typer.Option("--validate/--no-validate", help="Check against Kubernetes 1.33-1.37 schemas.")
     ] = True,
@@ -130,7 +135,7 @@ def render(
     from ml_jobs.render import validate_schema
     from ml_jobs.spec import load_spec
 
-    rendered = render_spec(load_spec(spec), namespace=namespace, owner=owner, revision=revision)
+    rendered = render_spec(load_spec(spec), namespace=namespace, owner=owner, revision=revision, queue=queue)
     if check_schema:
         validate_schema(rendered.objects)
     sys.stdout.write(rendered.to_yaml())

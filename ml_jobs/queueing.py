@@ -11,6 +11,10 @@ __all__ = [
     "API_VERSION",
     "COHORT",
     "GROUP",
+    "MIN_PARALLELISM_ANNOTATION",
+    "ONPREM_FLAVOR",
+    "ONPREM_FLAVORS",
+    "ONPREM_GPU_FLAVOR",
     "QUEUE_LABEL",
     "VERSION",
     "queue_name",
@@ -21,8 +25,14 @@ VERSION = "v1beta2"
 API_VERSION = f"{GROUP}/{VERSION}"
 # The label that puts a Job into a LocalQueue of its namespace.
 QUEUE_LABEL = f"{GROUP}/queue-name"
+# Kueue may admit an Indexed Job with fewer pods at once than its parallelism, down to this many.
+MIN_PARALLELISM_ANNOTATION = f"{GROUP}/job-min-parallelism"
 # Every team's ClusterQueue is in this cohort, so a team's idle on-prem quota can be borrowed by the others.
 COHORT = "herd"
+# The on-prem ResourceFlavors; every other flavor is a cloud burst pool's, named after the pool.
+ONPREM_FLAVOR = "onprem"
+ONPREM_GPU_FLAVOR = "onprem-gpu"
+ONPREM_FLAVORS = (ONPREM_FLAVOR, ONPREM_GPU_FLAVOR)
 
 
 def queue_name(team: str) -> str:

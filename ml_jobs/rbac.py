@@ -10,7 +10,9 @@ no more; everything it sends is one of them:
 - ``pods``: the runs' pods (list, by label), and the short-lived results reader pod (create, get while it runs,
   delete);
 - ``pods/log``: a run's log (``logs``, ``logs -f`` is a ``get`` that stays open) and the reader pod's output;
-- ``events``: list, to say why runs are pending.
+- ``events``: list, to say why runs are pending;
+- ``localqueues`` (``kueue.x-k8s.io``): list, where Kueue runs, to put a sweep into the namespace's team queue;
+  ``workloads``: list, to say where the queue stands (queued, admitted to which flavor, evicted and why).
 
 No ``watch`` (``status --watch`` polls), no ``update`` (every write is a merge patch), nothing cluster-wide but
 the SelfSubjectReview ``submit`` creates to learn who it is (allowed to every authenticated user by the default
@@ -28,6 +30,8 @@ can use it cheaply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ml_jobs import queueing
 
 __all__ = ["SUBMITTER_ROLE", "SUBMITTER_RULES", "Rule", "markdown_table", "policy_rules"]
 
@@ -61,6 +65,7 @@ SUBMITTER_RULES: tuple[Rule, ...] = (
     Rule("", ("pods",), ("get", "list", "create", "delete"), "the runs' pods; the short-lived results reader pod"),
     Rule("", ("pods/log",), ("get",), "`logs` (also `-f`) and the reader pod's output"),
     Rule("", ("events",), ("list",), "why runs are pending"),
+    Rule(queueing.GROUP, ("localqueues", "workloads"), ("list",), "the team queue; where a sweep stands in it"),
 )
 
 

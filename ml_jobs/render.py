@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ml_jobs import _labels as L
-from ml_jobs import layout, priority, taxonomy
+from ml_jobs import layout, priority, queueing, taxonomy
 from ml_jobs.errors import ManifestError
 from ml_jobs.spec import Experiment
 
@@ -134,7 +134,12 @@ def sweep_definition(exp: Experiment, revision: int = 1) -> dict[str, Any]:
 
 
 def render(
-    exp: Experiment, *, namespace: str | None = None, owner: str | None = None, revision: int = 1
+    exp: Experiment,
+    *,
+    namespace: str | None = None,
+    owner: str | None = None,
+    revision: int = 1,
+    queue: str | None = None,
 ) -> Rendered:
     """Render ``exp`` into its sweep ConfigMap and Indexed Job.
 
@@ -143,6 +148,9 @@ def render(
         namespace: set on both objects; ``None`` leaves it to the client (the current context's namespace).
         owner: who submits, recorded as a label (sanitised to a label value); default: the login name.
         revision: 1 for the first submission of this experiment name, N for the N-th changed spec.
+        queue: the team queue (Kueue LocalQueue) when the spec names none; with either, the Job carries Kueue's
+            queue label and is created suspended (Kueue starts it once admitted); with neither, it is scheduled
+            directly, as without Kueue.
 
     Raises:
         ManifestError: an object would be refused by the API server (e.g. a name too long for revision N).
@@ -177,12 +185,23 @@ def render(
         },
     }
     pod_labels = {**labels, L.COMPONENT: "run"}
+    job_labels = dict(pod_labels)
+    queue = exp.queue or queue
+    if queue:
+        job_labels[queueing.QUEUE_LABEL] = queue
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(job_name, namespace, pod_labels, annotations),
+        "metadata": _metadata(job_name, namespace, job_labels, annotations),
         "spec": _job_spec(exp, runs, cm_name, pod_labels),
     }
+    if queue:
+        job["spec"]["suspend"] = True
+        # A sweep may start with fewer runs at once than its parallelism: Kueue admits what fits (partial
+        # admission) instead of holding the whole sweep back until all of it fits at once (Kueue wants the
+        # minimum below the parallelism).
+        if job["spec"]["parallelism"] > 1:
+            job["metadata"]["annotations"][queueing.MIN_PARALLELISM_ANNOTATION] = "1"
     # Plain data with no shared sub-objects (labels appear twice in the Job; lists come from the frozen spec):
     # callers may mutate what they get, and YAML output must not grow anchors.
     config_map, job = json.loads(json.dumps([config_map, job]))

@@ -555,6 +555,8 @@ class Experiment(_Model):
     resources: Resources = Resources()
     nodes: Nodes = Nodes()
     priority: Priority = priority_classes.DEFAULT
+    # The team queue (a Kueue LocalQueue of the namespace); default: the namespace's own, where Kueue runs.
+    queue: str | None = None
     retries: int = Field(default=2, ge=0, le=100)
     final_exit_codes: list[int] = Field(default=[], max_length=255)
     deadline: Duration | None = None
@@ -587,6 +589,13 @@ class Experiment(_Model):
                 f"{value!r} ends like a revision suffix (-r<N>): its Job, ConfigMap and results directory would "
                 "be those of revision N of another experiment; rename it",
             )
+        return value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str | None) -> str | None:
+        if value is not None and not taxonomy.is_dns1123_subdomain(value):
+            raise _err("queue", f"{value!r} is not a queue name (lower-case letters, digits, '-' and '.')")
         return value
 
     @field_validator("image")

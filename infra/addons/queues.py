@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 KUEUE_NAMESPACE = "kueue-system"
-ONPREM_FLAVOR = "onprem"
-ONPREM_GPU_FLAVOR = "onprem-gpu"
+ONPREM_FLAVOR = queueing.ONPREM_FLAVOR
+ONPREM_GPU_FLAVOR = queueing.ONPREM_GPU_FLAVOR
 # What a ClusterQueue's one resource group covers: what runs request.
 RESOURCES = ("cpu", "memory", taxonomy.GPU_RESOURCE)
 _MANAGED = {"app.kubernetes.io/managed-by": "herd"}
@@ -173,8 +173,9 @@ def cluster_queue_spec(cfg: StackConfig, team: Team) -> dict[str, Any]:
         "namespaceSelector": {"matchLabels": {TEAM_LABEL: team.name}},
         "queueingStrategy": "BestEffortFIFO",
         "resourceGroups": [{"coveredResources": list(RESOURCES), "flavors": flavor_quotas}],
-        # Borrowing idle on-prem quota is tried before the next (cloud) flavor: the servers already paid for first.
-        "flavorFungibility": {"whenCanBorrow": "MayStopSearch", "whenCanPreempt": "TryNextFlavor"},
+        # Borrowing idle on-prem quota, and taking back a team's own share from borrowers, come before the next
+        # (cloud) flavor: the servers already paid for first.
+        "flavorFungibility": {"whenCanBorrow": "MayStopSearch", "whenCanPreempt": "MayStopSearch"},
         "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any"},
     }
 

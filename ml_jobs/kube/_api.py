@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ml_jobs import queueing
 from ml_jobs.errors import (
     ApiError,
     ConflictError,
@@ -39,6 +40,11 @@ _RESOURCES: dict[str, tuple[str, str, str]] = {
     "selfsubjectreviews": ("authentication", "self_subject_review", "authentication.k8s.io"),
 }
 _CLUSTER_SCOPED = {"selfsubjectreviews"}
+# Custom resources (Kueue's), read through the CustomObjectsApi: (group, version), the plural is the resource.
+_CUSTOM: dict[str, tuple[str, str]] = {
+    "localqueues": (queueing.GROUP, queueing.VERSION),
+    "workloads": (queueing.GROUP, queueing.VERSION),
+}
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _FOLLOW_TIMEOUT = 24 * 3600.0  # a followed log may stay quiet for a long time
 
@@ -154,11 +160,30 @@ class Api:
 
     # ------------------------------------------------------------------------------------------ plumbing
     def _method(self, verb: str, resource: str) -> Callable[..., Any]:
+        if resource in _CUSTOM:
+            return self._custom_method(verb, resource)
         api, suffix, _ = _RESOURCES[resource]
         prefix = {"get": "read", "log": "read"}.get(verb, verb)
         scope = "" if resource in _CLUSTER_SCOPED else "namespaced_"
         name = f"{prefix}_{scope}{suffix}" + ("_log" if verb == "log" else "")
         return getattr(self._apis[api], name)
+
+    def _custom_method(self, verb: str, resource: str) -> Callable[..., Any]:
+        """A CustomObjectsApi method called as the typed ones are: ``(namespace)`` to list, ``(name, namespace)``
+        to get."""
+        from kubernetes import client
+
+        group, version = _CUSTOM[resource]
+        custom = client.CustomObjectsApi(self._client)
+        if verb == "list":
+            return lambda namespace, **kw: custom.list_namespaced_custom_object(
+                group, version, namespace, resource, **kw
+            )
+        if verb == "get":
+            return lambda name, namespace, **kw: custom.get_namespaced_custom_object(
+                group, version, namespace, resource, name, **kw
+            )
+        raise ValueError(f"ml_jobs only reads {resource}")
 
     def _call(
         self,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ml_jobs import _labels as L
 from ml_jobs.errors import ConflictError, ExperimentExistsError, HerdError
-from ml_jobs.kube import registry
+from ml_jobs.kube import queues, registry
 from ml_jobs.render import login_name
 
 if TYPE_CHECKING:
@@ -243,8 +243,10 @@ def submit(api: Api, exp: Any, *, new_revision: bool = False, owner: str | None 
         )
 
     owner = owner or submitter(api)
+    # Only when something will be created: the team queue (one list; none where Kueue does not run).
+    queue = queues.find_queue(api, exp.queue)
     revision, submission, resume = decision.revision, decision.submission, decision.action == RESUME
-    rendered = render(exp, namespace=api.namespace, owner=owner, revision=revision)
+    rendered = render(exp, namespace=api.namespace, owner=owner, revision=revision, queue=queue)
     # The renderer's objects are plain data of our own: stamp them in place, so a retried create knows its own.
     for obj in rendered.objects:
         obj["metadata"]["annotations"][L.SUBMISSION] = submission

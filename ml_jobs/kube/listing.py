@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ml_jobs import _labels as L
-from ml_jobs.kube import registry
+from ml_jobs import queueing
+from ml_jobs.kube import queues, registry
 from ml_jobs.kube.status import compute_runs, job_state, runs_from_record
 
 if TYPE_CHECKING:
@@ -26,10 +27,13 @@ class ExperimentSummary:
     submitted_at: str
     submitted_by: str
     image: str
+    queue: str = ""  # the team queue (Kueue), if the Job is in one
+    flavor: str = ""  # where Kueue admitted it (a flavor), once admitted
 
 
 def list_experiments(api: Api) -> list[ExperimentSummary]:
-    """Experiments in the namespace, latest revision each: registry list + Job list + pod list (3 requests)."""
+    """Experiments in the namespace, latest revision each: registry list + Job list + pod list (3 requests), and
+    a Workload list (a fourth) only where a Job is in a team queue."""
     from collections import Counter
 
     records = registry.read_all(api)
@@ -41,6 +45,10 @@ def list_experiments(api: Api) -> list[ExperimentSummary]:
         uid = (pod["metadata"].get("labels") or {}).get(L.CONTROLLER_UID)
         if uid:
             pods_by_job.setdefault(uid, []).append(pod)
+    workloads: dict[str, dict] = {}
+    if any(queueing.QUEUE_LABEL in (j["metadata"].get("labels") or {}) for j in jobs.values()):
+        for w in api.list("workloads", label_selector=queues.JOB_UID_LABEL):
+            workloads[(w["metadata"].get("labels") or {})[queues.JOB_UID_LABEL]] = w
     out = []
     for record in records:
         rev = record.latest()
@@ -58,6 +66,10 @@ def list_experiments(api: Api) -> list[ExperimentSummary]:
             counts = rev.counts or dict(
                 Counter(r.state for r in runs_from_record(record.runs(rev.revision), rev.runs))
             )
+        queue = ((job or {}).get("metadata", {}).get("labels") or {}).get(queueing.QUEUE_LABEL, "")
+        flavor = ""
+        if queue and job is not None:
+            flavor = queues.workload_state(queue, workloads.get(job["metadata"]["uid"])).flavor
         out.append(
             ExperimentSummary(
                 record.experiment,
@@ -69,6 +81,8 @@ def list_experiments(api: Api) -> list[ExperimentSummary]:
                 rev.submitted_at,
                 rev.submitted_by,
                 rev.image,
+                queue,
+                flavor,
             )
         )
     return out

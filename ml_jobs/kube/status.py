@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
-from ml_jobs import layout
+from ml_jobs import layout, queueing
 from ml_jobs.kube import pending as _pending
-from ml_jobs.kube import registry
+from ml_jobs.kube import queues, registry
+from ml_jobs.kube.queues import QueueState
 
 if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
@@ -99,6 +100,7 @@ class SweepStatus:
     finished: bool = False
     recorded: bool = False  # this call wrote the final record to the registry
     job_object: dict[str, Any] | None = field(default=None, repr=False)
+    queue: QueueState | None = None  # where the sweep stands in its team queue (Kueue), while it runs
 
     @property
     def counts(self) -> dict[str, int]:
@@ -352,7 +354,13 @@ def sweep_status(
     result.finished = finished
     result.job_object = job
     waiting = [r for r in runs if r.state in {"pending", "retrying"}]
-    if waiting and explain and not finished:
+    queue = (job["metadata"].get("labels") or {}).get(queueing.QUEUE_LABEL)
+    if queue and not finished:  # one more request, only for a queued sweep: its Workload
+        result.queue = queues.workload_state(queue, queues.workload_of(api, job))
+    if waiting and result.queue is not None and (job.get("spec") or {}).get("suspend"):
+        # Not admitted (yet, or any more): the queue says why, for every waiting run.
+        result.causes = [_pending.Cause(result.queue.line, len(waiting))]
+    elif waiting and explain and not finished:
         pods_by_name = {p["metadata"]["name"]: p for p in pods}
         events = api.list("events")
         result.causes = _pending.explain(

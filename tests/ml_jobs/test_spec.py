@@ -119,7 +119,7 @@ BAD = [
         "unknown-top-key-far",
         "zzzz",
         1,
-        "zzzz: unknown key; expected one of 'args', 'command', 'deadline', 'env', 'final_exit_codes', 'image', 'name', 'nodes', 'objective', 'parallelism', 'priority', 'python', 'resources', 'results', 'retries', 'sweep', 'ttl', 'workdir'",
+        "zzzz: unknown key; expected one of 'args', 'command', 'deadline', 'env', 'final_exit_codes', 'image', 'name', 'nodes', 'objective', 'parallelism', 'priority', 'python', 'queue', 'resources', 'results', 'retries', 'sweep', 'ttl', 'workdir'",
     ),
     ("resources-not-mapping", "resources", 4, "resources: must be a mapping, got 4"),
     (

@@ -32,6 +32,10 @@ def jobs_path(cluster: TeamCluster) -> str:
     return f"/apis/batch/v1/namespaces/{cluster.namespace}/jobs"
 
 
+def queues_path(cluster: TeamCluster) -> str:
+    return f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{cluster.namespace}/localqueues"
+
+
 def calls(cluster: TeamCluster) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in cluster.log]
 
@@ -51,6 +55,7 @@ def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: TeamCl
     assert result.created and result.revision == 1 and result.job == "bert-sweep" and result.runs == 6
     assert calls(cluster) == [
         ("GET", f"{CM}/bert-sweep.registry"),
+        ("GET", queues_path(cluster)),  # the team queue, if Kueue runs (none in this namespace)
         ("POST", CM),  # the registry entry: the intent, first
         ("POST", CM),  # the sweep ConfigMap
         ("POST", JOBS),  # the Job, last: nothing runs before everything it needs exists
@@ -59,14 +64,14 @@ def test_submit_creates_registry_configmap_and_job_in_that_order(cluster: TeamCl
     ]
     # Bodies: exactly the renderer's objects, stamped with this submission.
     expected = render(exp, namespace=cluster.namespace, owner="alice", revision=1)
-    sent_cm, sent_job = cluster.log[2].body, cluster.log[3].body
+    sent_cm, sent_job = cluster.log[3].body, cluster.log[4].body
     submission = sent_job["metadata"]["annotations"][L.SUBMISSION]
     for sent, want in ((sent_cm, expected.config_map), (sent_job, expected.job)):
         assert sent["metadata"]["annotations"].pop(L.SUBMISSION) == submission
         assert sent == want
     job = cluster.get("jobs", "bert-sweep")
     assert job is not None
-    assert cluster.log[4].body == {
+    assert cluster.log[5].body == {
         "metadata": {
             "ownerReferences": [
                 {"apiVersion": "batch/v1", "kind": "Job", "name": "bert-sweep", "uid": job["metadata"]["uid"]}
@@ -309,6 +314,7 @@ def test_a_submit_killed_outright_is_resumed_by_the_next_identical_submit(
     assert result.created and result.resumed and result.revision == 1
     assert calls(cluster) == [
         ("GET", f"{CM}/bert-sweep.registry"),
+        ("GET", queues_path(cluster)),
         ("POST", CM),  # 409: the ConfigMap exists ...
         ("GET", f"{CM}/bert-sweep-sweep"),  # ... made by the interrupted submit of this spec: adopted
         ("POST", JOBS),

@@ -1,0 +1,258 @@
+"""Team queues against the real Kueue controller (v0.17.0, built from its module) on the local real cluster, KWOK
+nodes shaped like the example site.
+
+Each test makes two teams of its own: two fresh team namespaces, each labelled as its team, with the ClusterQueue
+and LocalQueue infra derives for it (``infra.addons.queues``) in a cohort of the test's own, over the example
+stack's flavors (on-prem, on-prem GPU, one per burst pool). Team ``a`` (alice, through the fault proxy): quota 8
+GPUs of which at most 2 in the cloud, so 6 on-prem; team ``b``: quota 4 GPUs, at most 2 in the cloud, 2 on-prem.
+ml-jobs finds each namespace's LocalQueue itself and puts the sweep into it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from herd_ops.local_cluster import EXAMPLE_STACK
+from infra import config
+from infra.addons import queues as infra_queues
+from infra.plan import load_stack_file
+from ml_jobs import layout, queueing, rbac
+from ml_jobs.kube import Api, list_experiments, submit, sweep_status
+from ml_jobs.kube.queues import workload_of, workload_state
+from tests.conftest import Admin
+from tests.ml_jobs.cluster.conftest import TeamCluster, experiment, new_team_namespace
+
+pytestmark = pytest.mark.real_cluster
+
+HOLD = {"HERD_SIMULATED_HOLD": "1"}  # runs keep running until their pod is deleted
+GPU = "nvidia.com/gpu"
+_cohorts = itertools.count(1)
+
+
+def gpu_sweep(name: str, runs: int) -> Any:
+    """``runs`` runs of one GPU each, all at once, any GPU product (so a cloud pool's GPUs fit too)."""
+    return experiment(
+        runs,
+        env=HOLD,
+        name=name,
+        parallelism=runs,
+        resources={"cpu": "1", "memory": "4Gi", "gpus": 1},
+    )
+
+
+class Teams:
+    """Two teams' namespaces and queues; ``a`` is alice's (through the proxy), ``b`` is driven as admin."""
+
+    def __init__(self, cluster: TeamCluster, b_namespace: str, b_api: Api, cohort: str) -> None:
+        self.cluster = cluster
+        self.a = cluster.namespace
+        self.b = b_namespace
+        self.b_api = b_api
+        self.cohort = cohort
+
+    def cluster_queue(self, team: str) -> dict[str, Any]:
+        return self.cluster.admin.request("GET", f"/apis/{queueing.API_VERSION}/clusterqueues/{team}")
+
+    def state(self, api: Api, job: str) -> Any:
+        body = api.get("jobs", job)
+        queue = body["metadata"]["labels"][queueing.QUEUE_LABEL]
+        return workload_state(queue, workload_of(api, body))
+
+
+def _stack(a: str, b: str) -> config.StackConfig:
+    values = copy.deepcopy(load_stack_file(EXAMPLE_STACK))
+    cap = {"gpu": 2, "cpu": "32", "memory": "128Gi"}
+    values["herd:teams"] = [
+        {"name": a, "submitters": ["ml-vision"], "quota": {"gpu": 8}, "cloud": cap},
+        {"name": b, "submitters": ["ml-vision"], "quota": {"gpu": 4}, "cloud": cap},
+    ]
+    return config.load(values)
+
+
+def _admin_api(cluster: TeamCluster, namespace: str) -> Api:
+    from kubernetes import client
+
+    pki = cluster.local.directory / "pki"
+    cfg = client.Configuration()
+    cfg.host = cluster.local.server
+    cfg.ssl_ca_cert = str(pki / "ca.crt")
+    cfg.cert_file, cfg.key_file = str(pki / "admin.crt"), str(pki / "admin.key")
+    return Api(cfg, namespace, timeout=10.0, attempts=3, sleep=lambda s: None)
+
+
+@pytest.fixture
+def teams(cluster: TeamCluster, team_objects: list[dict[str, Any]], admin: Admin) -> Iterator[Teams]:
+    b = new_team_namespace(cluster.local, team_objects, admin)
+    cohort = f"test-{next(_cohorts)}-{cluster.namespace}"
+    cfg = _stack(cluster.namespace, b)
+    made = []
+    for team in cfg.teams:
+        # The namespace is the team's (the ClusterQueue admits only its namespace), with room in its quota for
+        # everything Kueue may admit (its on-prem share, borrowed quota and its cloud cap).
+        cluster.admin.request(
+            "PATCH",
+            f"/api/v1/namespaces/{team.name}",
+            {"metadata": {"labels": {"herd.dev/team": team.name}}},
+            "application/merge-patch+json",
+        )
+        cluster.admin.request(
+            "PATCH",
+            f"/api/v1/namespaces/{team.name}/resourcequotas/herd-team-quota",
+            {"spec": {"hard": {f"requests.{GPU}": "16", "pods": "200"}}},
+            "application/merge-patch+json",
+        )
+        spec = {**infra_queues.cluster_queue_spec(cfg, team), "cohortName": cohort}
+        name = queueing.queue_name(team.name)
+        cluster.admin.request(
+            "POST",
+            f"/apis/{queueing.API_VERSION}/clusterqueues",
+            {"apiVersion": queueing.API_VERSION, "kind": "ClusterQueue", "metadata": {"name": name}, "spec": spec},
+        )
+        made.append(name)
+        cluster.admin.request(
+            "POST",
+            f"/apis/{queueing.API_VERSION}/namespaces/{team.name}/localqueues",
+            {
+                "apiVersion": queueing.API_VERSION,
+                "kind": "LocalQueue",
+                "metadata": {"name": name, "namespace": team.name},
+                "spec": infra_queues.local_queue_spec(team),
+            },
+        )
+    b_api = _admin_api(cluster, b)
+    t = Teams(cluster, b, b_api, cohort)
+    for name in made:
+        cluster.wait(
+            f"ClusterQueue {name} active",
+            lambda n=name: any(
+                c["type"] == "Active" and c["status"] == "True"
+                for c in (t.cluster_queue(n) or {}).get("status", {}).get("conditions", [])
+            ),
+            timeout=30,
+        )
+    try:
+        yield t
+    finally:
+        b_api.close()
+        admin.request("DELETE", f"/api/v1/namespaces/{b}")
+        for name in made:
+            admin.request("DELETE", f"/apis/{queueing.API_VERSION}/clusterqueues/{name}")
+        for pv in admin.request("GET", "/api/v1/persistentvolumes")["items"]:
+            if pv["spec"].get("claimRef", {}).get("namespace") == b:
+                admin.request("DELETE", f"/api/v1/persistentvolumes/{pv['metadata']['name']}")
+
+
+def _usage(cq: dict[str, Any], flavor: str) -> dict[str, dict[str, str]]:
+    for f in cq.get("status", {}).get("flavorsUsage", []):
+        if f["name"] == flavor:
+            return {r["name"]: r for r in f["resources"]}
+    return {}
+
+
+def test_on_prem_first_borrowing_an_idle_teams_share_then_cloud_then_the_cap(
+    teams: Teams, cluster: TeamCluster, api: Api
+) -> None:
+    # GIVEN team b idle WHEN alice's team submits 8 one-GPU runs at once (its on-prem share is 6)
+    first = submit(api, gpu_sweep("onprem-sweep", 8))
+    job = api.get("jobs", first.job)
+    assert job["metadata"]["labels"][queueing.QUEUE_LABEL] == cluster.namespace  # found by ml-jobs itself
+    # THEN Kueue admits it on-prem, borrowing 2 GPUs of team b's idle share, and the Job starts there
+    on_prem = cluster.wait("the first sweep admitted", lambda: (s := teams.state(api, first.job)).flavor and s)
+    assert on_prem.line == f"admitted in {cluster.namespace} to onprem-gpu (on-prem)"
+    cq = cluster.wait(
+        "the borrowed GPUs counted",
+        lambda: (
+            _usage(q := teams.cluster_queue(cluster.namespace), "onprem-gpu").get(GPU, {}).get("total") == "8"
+            and q
+        ),
+    )
+    assert _usage(cq, "onprem-gpu")[GPU]["total"] == "8" and _usage(cq, "onprem-gpu")[GPU]["borrowed"] == "2"
+    job = cluster.wait(
+        "the Job started by Kueue", lambda: (j := api.get("jobs", first.job))["spec"]["suspend"] is False and j
+    )
+    assert job["spec"]["template"]["spec"]["nodeSelector"]["herd.dev/location"] == "onprem"
+
+    # WHEN two more runs come while on-prem (with everything borrowable) is full THEN they go to the cloud pool
+    second = submit(api, gpu_sweep("cloud-sweep", 2))
+    cloud = cluster.wait("the second sweep admitted", lambda: (s := teams.state(api, second.job)).flavor and s)
+    assert cloud.line == f"admitted in {cluster.namespace} to gpu-a10g-spot (cloud pool gpu-a10g-spot)"
+    started = cluster.wait(
+        "the cloud Job started", lambda: (j := api.get("jobs", second.job))["spec"]["suspend"] is False and j
+    )
+    pool = started["spec"]["template"]["spec"]["nodeSelector"]
+    assert pool["herd.dev/pool"] == "gpu-a10g-spot" and pool["herd.dev/location"] == "cloud"
+
+    # WHEN one more run comes THEN the team's cloud cap is reached too: it waits, and status says why in one line
+    third = submit(api, gpu_sweep("capped-sweep", 1))
+    cluster.wait("the third sweep pending with Kueue's reason", lambda: " > " in teams.state(api, third.job).line)
+    status = sweep_status(api, "capped-sweep")
+    assert status.queue is not None and status.queue.state == "queued"
+    assert status.queue.line.startswith(
+        f"queued in {cluster.namespace}: on-prem is full and the team's cloud cap is reached ("
+    ), status.queue.line
+    assert "gpu-a10g-spot nvidia.com/gpu" in status.queue.line and "onprem-gpu nvidia.com/gpu" in status.queue.line
+    assert "\n" not in status.queue.line
+    assert [(c.runs, c.text) for c in status.causes] == [(1, status.queue.line)]  # why-pending is the queue's
+
+    # AND ls shows each sweep's queue and flavor (one Workload list more than without Kueue)
+    cluster.reset_log()
+    rows = {e.experiment: (e.queue, e.flavor) for e in list_experiments(api)}
+    assert rows == {
+        "onprem-sweep": (cluster.namespace, "onprem-gpu"),
+        "cloud-sweep": (cluster.namespace, "gpu-a10g-spot"),
+        "capped-sweep": (cluster.namespace, ""),
+    }
+    assert len(cluster.log) == 4
+
+
+def test_an_idle_teams_share_is_reclaimed_when_it_submits(teams: Teams, cluster: TeamCluster, api: Api) -> None:
+    # GIVEN alice's team holding 8 GPUs on-prem, 2 of them borrowed from team b
+    first = submit(api, gpu_sweep("borrower", 8))
+    cluster.wait("the borrower admitted", lambda: teams.state(api, first.job).flavor)
+    # WHEN team b submits a run of its own
+    mine = submit(teams.b_api, gpu_sweep("owner", 2), owner="bob")
+    # THEN Kueue takes its share back: team b is admitted on-prem and the borrower is evicted, saying why
+    cluster.wait("team b admitted", lambda: teams.state(teams.b_api, mine.job).flavor == "onprem-gpu")
+    # AND the borrower is preempted for it and admitted again with only its own share at once
+    again = cluster.wait(
+        "the borrower re-admitted with its own share",
+        lambda: "preempted before" in (s := teams.state(api, first.job)).line and s,
+    )
+    assert again.line == (
+        f"admitted in {cluster.namespace} to onprem-gpu (on-prem), 6 of 8 runs at once; "
+        "preempted before (reclamation within the cohort) and admitted again"
+    )
+    status = sweep_status(api, "borrower")
+    assert status.queue is not None and status.queue.line == again.line
+
+
+def test_the_queue_rules_of_the_role_are_what_a_queued_day_uses(teams: Teams, cluster: TeamCluster, api: Api):
+    # GIVEN the Role's Kueue rules WHEN alice submits, reads status and ls of a queued sweep
+    cluster.reset_log()
+    submit(api, gpu_sweep("day", 1))
+    cluster.wait("admitted", lambda: teams.state(api, layout.job_name("day", 1)).flavor)
+    sweep_status(api, "day")
+    list_experiments(api)
+    # THEN every Kueue request was allowed by the real authorizer and each Kueue rule was used
+    kueue = [r for r in cluster.log if f"/apis/{queueing.GROUP}/" in r.path]
+    assert kueue and all(r.status == 200 for r in kueue), kueue
+    used = {r.path.split("?")[0].rsplit("/", 1)[-1] for r in kueue if r.method == "GET"}
+    (rule,) = [r for r in rbac.SUBMITTER_RULES if r.api_group == queueing.GROUP]
+    assert used == set(rule.resources) and rule.verbs == ("list",)
+
+
+def test_without_a_team_queue_a_sweep_runs_as_without_kueue(cluster: TeamCluster, api: Api) -> None:
+    # GIVEN a team namespace without a LocalQueue (Kueue runs in the cluster) WHEN a sweep is submitted
+    result = submit(api, experiment(2, env={"HERD_SIMULATED_DURATION": "1s"}))
+    job = api.get("jobs", result.job)
+    # THEN no queue label, not suspended, and it completes as before; status reads no Workload
+    assert queueing.QUEUE_LABEL not in job["metadata"]["labels"] and not job["spec"].get("suspend")
+    cluster.wait_job(result.job, "Complete")
+    cluster.reset_log()
+    assert sweep_status(api, "bert-sweep").queue is None
+    assert not [r for r in cluster.log if queueing.GROUP in r.path]
