@@ -356,8 +356,19 @@ class LocalCluster:
         ports: its loopback ports.
     """
 
-    def __init__(self, directory: Path, base_port: int = DEFAULT_PORT, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        base_port: int = DEFAULT_PORT,
+        bin_dir: Path | None = None,
+        *,
+        team_queues: bool = False,
+    ) -> None:
         self.directory = directory.resolve()
+        # Kueue always runs, with the stack's flavors and ClusterQueues; the teams' LocalQueues only when asked:
+        # with one, every sweep in the namespace waits in Kueue (tests/ml_jobs/cluster/test_queues.py makes its
+        # own), without, the namespace runs as a cluster without Kueue.
+        self.team_queues = team_queues
         self.ports = Ports(base_port)
         self._bin = bin_dir
         self.admin_kubeconfig = self.directory / "admin.kubeconfig"
@@ -440,7 +451,7 @@ class LocalCluster:
         self._start_kueue(pki)
 
         version = self.version()
-        objects = plan_objects(values)
+        objects = [o for o in plan_objects(values) if self.team_queues or o["kind"] != "LocalQueue"]
         # The stand-in volumes first: a claim created before the volume pre-bound to it waits for the PV
         # controller's next resync (15 s) to bind.
         self.apply(stand_in_volumes(objects, self.directory / "volumes"))
@@ -819,7 +830,9 @@ def main(argv: list[str] | None = None) -> int:
         got = os.environ["HERD_LOCAL_CLUSTER_PORT"]
         print(f"local-cluster: HERD_LOCAL_CLUSTER_PORT must be a port number, got {got!r}", file=sys.stderr)
         return 2
-    cluster = LocalCluster(default_directory(), base)
+    # HERD_LOCAL_CLUSTER_TEAM_QUEUES=1: the teams' LocalQueues too, so ml-jobs sweeps wait in Kueue.
+    queues = os.environ.get("HERD_LOCAL_CLUSTER_TEAM_QUEUES") == "1"
+    cluster = LocalCluster(default_directory(), base, team_queues=queues)
     try:
         if args[0] == "up":
             cluster.up()

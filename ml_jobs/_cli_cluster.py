@@ -141,7 +141,7 @@ def _status_head(status: SweepStatus) -> list[Any]:
         f"{len(status.runs)} runs: {_counts_text(status.counts)}"
     )
     parts: list[Any] = [head]
-    if status.queue is not None:
+    if status.queue is not None and [c.text for c in status.causes] != [status.queue.line]:  # said once
         parts.append(Text(f"queue: {status.queue.line}"))
     if status.causes:
         why = Table.grid(padding=(0, 1))

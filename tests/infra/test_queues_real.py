@@ -31,27 +31,26 @@ def test_the_example_stacks_queues_are_active_in_kueue(real_control_plane: Local
                 c["type"] == "Active" and c["status"] == "True" for c in cq.get("status", {}).get("conditions", [])
             )
             for cq in cqs
+            if cq["metadata"]["name"] in ("vision", "nlp")  # not the tests' own, which may be going away
         }
         if active == {"vision": True, "nlp": True} or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert active == {"vision": True, "nlp": True}
-    lq = _get(real_control_plane, "localqueue", "-n", "vision", "vision")
-    assert lq["spec"]["clusterQueue"] == "vision"
 
 
 @pytest.mark.parametrize("stack", ALL_STACKS, ids=lambda p: p.stem)
 def test_every_stacks_queues_pass_kueues_webhooks(real_control_plane: LocalCluster, stack) -> None:
     values = stack_values(stack)
-    objects = [
-        o
-        for o in run_plan(values).kubernetes_objects()
-        if o["apiVersion"].startswith("kueue.x-k8s.io/") and o["kind"] != "LocalQueue"  # namespaces may not exist
-    ]
+    objects = [o for o in run_plan(values).kubernetes_objects() if o["apiVersion"].startswith("kueue.x-k8s.io/")]
+    # The LocalQueues into the example site's namespaces (the edge stacks' teams have none here); as the real
+    # cluster holds no LocalQueue of its own (LocalCluster: team_queues=False), a dry run shows the server's word.
+    namespaces = {o["metadata"]["name"] for o in _get(real_control_plane, "namespaces")["items"]}
+    objects = [o for o in objects if o["kind"] != "LocalQueue" or o["metadata"]["namespace"] in namespaces]
     if not values.get("herd:teams"):  # no team, nothing to queue for: no Kueue at all
         assert objects == []
         return
-    assert {o["kind"] for o in objects} == {"ResourceFlavor", "ClusterQueue"}
+    assert {"ResourceFlavor", "ClusterQueue"} <= {o["kind"] for o in objects}
     real_control_plane.kubectl(
         "apply", "--server-side", "--dry-run=server", "--force-conflicts", "--field-manager=herd-test", "-f", "-",
         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),

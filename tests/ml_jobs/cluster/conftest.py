@@ -196,7 +196,8 @@ def team_objects(real_control_plane: LocalCluster) -> list[dict[str, Any]]:
             o["metadata"].get("namespace") == ALICE_TEAM
             or (o["kind"] == "Namespace" and o["metadata"]["name"] == ALICE_TEAM)
         )
-        # Without the team's LocalQueue a namespace runs as where Kueue does not (test_queues.py makes its own).
+        # Without the team's LocalQueue a namespace runs as where Kueue does not (test_queues.py makes its own;
+        # the local cluster holds none either, unless asked).
         and o["kind"] != "LocalQueue"
     ]
     assert {o["kind"] for o in objects} >= {"Namespace", "ResourceQuota", "LimitRange", "Role", "RoleBinding"}

@@ -403,7 +403,8 @@ def test_a_real_ctrl_c_while_the_job_create_is_in_flight_leaves_nothing(
     deadline = time.monotonic() + 30
     while not cluster.requests("POST", "/jobs") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert cluster.get("jobs", "bert-sweep") is not None  # the server has it; the client is still waiting
+    # the server has it (once its admission webhooks, Kueue's among them, have answered); the client still waits
+    cluster.wait("the server storing the Job", lambda: cluster.get("jobs", "bert-sweep"), timeout=10)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
 
