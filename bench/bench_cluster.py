@@ -107,7 +107,9 @@ def wait(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(1)
 
 
-def bench(runs: int, cluster: Any, admin: Admin, proxy: FaultProxy) -> dict[str, tuple[int, int, float]]:
+def bench(
+    runs: int, cluster: Any, admin: Admin, proxy: FaultProxy, show: Callable[[int, dict[str, Any]], None]
+) -> dict[str, tuple[int, int, float]]:
     api = Api(_configuration(proxy), NAMESPACE, timeout=600)
     meter = Meter(proxy)
     out: dict[str, tuple[int, int, float]] = {}
@@ -134,8 +136,11 @@ def bench(runs: int, cluster: Any, admin: Admin, proxy: FaultProxy) -> dict[str,
             api.list("pods", label_selector=f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
 
     out["status running naive"] = meter(naive_status)
+    show(runs, out)
     # Clear the namespace's Jobs (and their pods) before the finished sweep runs.
-    admin.request("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background")
+    admin.request(
+        "DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background", timeout=900
+    )
     wait("the running sweeps' pods gone", lambda: pod_count("", "Running") == 0, 600)
 
     # ml_jobs, finished: run to its end by the real Job controller.
@@ -148,7 +153,10 @@ def bench(runs: int, cluster: Any, admin: Admin, proxy: FaultProxy) -> dict[str,
     )
     out["status finished ml_jobs (first look)"] = meter(lambda: sweep_status(api, done.name))
     out["status finished ml_jobs (recorded)"] = meter(lambda: sweep_status(api, done.name))
-    admin.request("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background")
+    show(runs, out)
+    admin.request(
+        "DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs?propagationPolicy=Background", timeout=900
+    )
     admin.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/configmaps")
     api.close()
     return out
@@ -165,6 +173,25 @@ def _configuration(proxy: FaultProxy) -> Any:
 
 def _kb(n: int) -> str:
     return f"{n / 1024:,.0f} KiB" if n >= 1024 else f"{n} B"
+
+
+def show_rows(runs: int, r: dict[str, Any]) -> None:
+    """Print what has been measured for ``runs`` as soon as it is: submit and status side by side, then the
+    finished sweep's two looks."""
+    if "status finished ml_jobs (recorded)" not in r:
+        for op, naive in (("submit", "submit naive"), ("status running", "status running naive")):
+            (mreq, mb, mt), (nreq, nb, nt) = r[f"{op} ml_jobs"], r[naive]
+            ratio = f"{nreq / mreq:.0f}x / {nb / mb:.1f}x / {nt / mt:.1f}x"
+            print(
+                f"{runs:>6}  {op:<38}  {mreq:>11}  {nreq:>9}  {_kb(mb):>12}  {_kb(nb):>11}  "
+                f"{mt:>9.3f}  {nt:>8.3f}  {ratio:>24}",
+                flush=True,
+            )
+        return
+    for op in ("status finished ml_jobs (first look)", "status finished ml_jobs (recorded)"):
+        mreq, mb, mt = r[op]
+        print(f"{runs:>6}  {op.replace(' ml_jobs', ''):<38}  {mreq:>11}  {'':>9}  {_kb(mb):>12}  "
+              f"{'':>11}  {mt:>9.3f}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -200,19 +227,7 @@ def main() -> None:
         print("-" * len(header))
         try:
             for runs in args.sizes:
-                r = bench(runs, cluster, admin, proxy)
-                for op, naive in (("submit", "submit naive"), ("status running", "status running naive")):
-                    (mreq, mb, mt), (nreq, nb, nt) = r[f"{op} ml_jobs"], r[naive]
-                    ratio = f"{nreq / mreq:.0f}x / {nb / mb:.1f}x / {nt / mt:.1f}x"
-                    print(
-                        f"{runs:>6}  {op:<38}  {mreq:>11}  {nreq:>9}  {_kb(mb):>12}  {_kb(nb):>11}  "
-                        f"{mt:>9.3f}  {nt:>8.3f}  {ratio:>24}",
-                        flush=True,
-                    )
-                for op in ("status finished ml_jobs (first look)", "status finished ml_jobs (recorded)"):
-                    mreq, mb, mt = r[op]
-                    print(f"{runs:>6}  {op.replace(' ml_jobs', ''):<38}  {mreq:>11}  {'':>9}  {_kb(mb):>12}  "
-                          f"{'':>11}  {mt:>9.3f}", flush=True)  # fmt: skip
+                bench(runs, cluster, admin, proxy, show_rows)
         finally:
             proxy.stop()
 

@@ -36,13 +36,15 @@ class Admin:
         self._ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
         self.server = cluster.server
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json", timeout: float = 30
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Content-Type", content_type)
         req.add_header("Accept", "application/json")
         try:
-            with urllib.request.urlopen(req, context=self._ctx, timeout=30) as answer:
+            with urllib.request.urlopen(req, context=self._ctx, timeout=timeout) as answer:
                 return json.loads(answer.read() or b"null")
         except urllib.error.HTTPError as e:
             if e.code == 404 and method == "GET":
