@@ -34,7 +34,6 @@ from tests.conftest import Admin
 from tests.ml_jobs.cluster.faults import FaultProxy, Logged
 
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the example site's onprem-gpu servers: gpu-01, gpu-02, 4 GPUs each
-PINNED_RELEASE = "v1.36.3"  # scripts/components/kubernetes/go.mod; test_real_cluster.py holds the two together
 
 
 def experiment(runs: int = 6, env: dict[str, str] | None = None, **overrides: Any) -> Experiment:
