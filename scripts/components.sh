@@ -8,7 +8,9 @@
 # module sums). Each is built into $HERD_COMPONENT_CACHE/<name>-<version>-<hash of go.mod and go.sum>/, so a change
 # of version or of any pinned sum builds afresh and an unchanged one is reused. Kubernetes is stamped as upstream's
 # release binaries are (kube-apiserver's /version and `kubectl version` report the release): -trimpath, the
-# release's build tags, CGO off, and the version variables of k8s.io/component-base and client-go.
+# release's build tags, CGO off, and the version variables of k8s.io/component-base and client-go. The real node's
+# kubelet and kubeadm come from the same release; containerd and the CNI plugins from theirs, built as upstream
+# builds its static release (no cgo).
 set -euo pipefail
 cd "$(dirname "$0")/components"
 
@@ -16,25 +18,29 @@ CACHE=${HERD_COMPONENT_CACHE:-/var/cache/herd/components}
 export PATH="$PATH:/usr/local/go/bin"
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
 
-# name | the module pinned in its go.mod | the binaries it builds (package paths)
-KUBE_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubectl"
+# name | its wrapper module's directory | the module pinned in its go.mod | the binaries it builds (package paths)
+kube() { for b in "$@"; do printf 'k8s.io/kubernetes/cmd/%s ' "$b"; done; }
+CONTAINERD=github.com/containerd/containerd/v2
+CNI=github.com/containernetworking/plugins/plugins
 COMPONENTS=(
-    "etcd|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
-    "kubernetes|k8s.io/kubernetes|$(for b in $KUBE_BINARIES; do printf 'k8s.io/kubernetes/cmd/%s ' "$b"; done)"
-    "kwok|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok"
-    "kueue|sigs.k8s.io/kueue|sigs.k8s.io/kueue/cmd/kueue"
+    "etcd|etcd|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
+    "kubernetes|kubernetes|k8s.io/kubernetes|$(kube kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kubeadm)"
+    "kwok|kwok|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok"
+    "kueue|kueue|sigs.k8s.io/kueue|sigs.k8s.io/kueue/cmd/kueue"
+    "containerd|containerd|$CONTAINERD|$CONTAINERD/cmd/containerd $CONTAINERD/cmd/containerd-shim-runc-v2 $CONTAINERD/cmd/ctr"
+    "cni|cni|github.com/containernetworking/plugins|$CNI/main/bridge $CNI/main/loopback $CNI/ipam/host-local"
 )
 
 version_of() { # the version go.mod requires of module $2, in directory $1
     awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$1/go.mod"
 }
 
-dir_of() { # the cache directory of component $1
-    local name=$1 module=$2
+dir_of() { # the cache directory of component $1 (wrapper module in directory $2, pinning module $3)
+    local name=$1 dir=$2 module=$3
     local version hash
-    version=$(version_of "$name" "$module")
-    [ -n "$version" ] || { echo "components.sh: $name/go.mod does not require $module" >&2; exit 2; }
-    hash=$(cat "$name/go.mod" "$name/go.sum" | sha256sum | cut -c1-12)
+    version=$(version_of "$dir" "$module")
+    [ -n "$version" ] || { echo "components.sh: $dir/go.mod does not require $module" >&2; exit 2; }
+    hash=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-12)
     echo "$CACHE/$name-$version-$hash"
 }
 
@@ -49,16 +55,16 @@ kueue_manifests() { # Kueue's CRDs and webhook configurations, from module $2 (i
     mv "$3/crds.partial" "$3/crds" && mv "$3/webhook.partial" "$3/webhook"
 }
 
-build() { # component $1 at $3 (cache dir) from packages $4
-    local name=$1 module=$2 out=$3 packages=$4 version ldflags="" binary
-    version=$(version_of "$name" "$module")
+build() { # component $1 (wrapper module in $2, pinning module $3) into cache dir $4, from packages $5
+    local name=$1 dir=$2 module=$3 out=$4 packages=$5 version ldflags="" tags=selinux,notest binary
+    version=$(version_of "$dir" "$module")
     command -v go >/dev/null || { echo "components.sh: no Go toolchain (looked in PATH and /usr/local/go/bin)" >&2; exit 1; }
-    if [ "$name" = kubernetes ]; then
+    if [ "$module" = k8s.io/kubernetes ]; then
         local minor=${version#v1.}
         minor=${minor%%.*}
         # The release's commit time from the module proxy's metadata: a reproducible build date.
         local date
-        date=$(cd "$name" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$module")
+        date=$(cd "$dir" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$module")
         for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
             ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
             ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
@@ -67,15 +73,23 @@ build() { # component $1 at $3 (cache dir) from packages $4
     if [ "$name" = kueue ]; then
         ldflags+=" -X sigs.k8s.io/kueue/pkg/version.GitVersion=$version"
     fi
+    if [ "$name" = containerd ]; then
+        # Upstream's static release: no btrfs snapshotter (it needs cgo), Go's own user and DNS lookups.
+        ldflags+=" -X $CONTAINERD/version.Version=$version"
+        tags=urfave_cli_no_docs,osusergo,netgo,static_build,no_btrfs
+    fi
+    if [ "$name" = cni ]; then
+        ldflags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version"
+    fi
     echo "== building $name $version (cold: tens of minutes on two cores; cached afterwards in $out)" >&2
     local started=$SECONDS
     rm -rf "$out.partial"
     mkdir -p "$out.partial/bin"
     # shellcheck disable=SC2086 # packages is a list
-    (cd "$name" && go build -trimpath -tags selinux,notest -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
+    (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
     # go names the binary of go.etcd.io/etcd/server/v3 "server"; upstream ships it as etcd.
     if [ "$name" = etcd ]; then mv "$out.partial/bin/server" "$out.partial/bin/etcd"; fi
-    if [ "$name" = kueue ]; then kueue_manifests "$name" "$module" "$out.partial"; fi
+    if [ "$name" = kueue ]; then kueue_manifests "$dir" "$module" "$out.partial"; fi
     for binary in "$out.partial/bin/"*; do [ -x "$binary" ] || { echo "components.sh: $binary not built" >&2; exit 1; }; done
     echo "$name $version built in $((SECONDS - started)) s" >&2
     rm -rf "$out"
@@ -89,15 +103,15 @@ bin="$CACHE/bin"
 missing=0
 links=()
 for entry in "${COMPONENTS[@]}"; do
-    IFS='|' read -r name module packages <<<"$entry"
-    out=$(dir_of "$name" "$module")
+    IFS='|' read -r name dir module packages <<<"$entry"
+    out=$(dir_of "$name" "$dir" "$module")
     if [ ! -d "$out/bin" ]; then
         if $print_only; then
             echo "components.sh: $name is not built ($out); run scripts/components.sh" >&2
             missing=1
             continue
         fi
-        build "$name" "$module" "$out" "$packages"
+        build "$name" "$dir" "$module" "$out" "$packages"
     fi
     # A build cached before its manifests were kept beside it gets them now (they come from the same module).
     if [ "$name" = kueue ] && [ ! -d "$out/webhook" ]; then
@@ -107,7 +121,7 @@ for entry in "${COMPONENTS[@]}"; do
             continue
         fi
         command -v go >/dev/null || { echo "components.sh: no Go toolchain (looked in PATH and /usr/local/go/bin)" >&2; exit 1; }
-        kueue_manifests "$name" "$module" "$out"
+        kueue_manifests "$dir" "$module" "$out"
     fi
     for binary in "$out/bin/"*; do links+=("$binary"); done
 done
