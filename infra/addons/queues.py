@@ -176,7 +176,14 @@ def cluster_queue_spec(cfg: StackConfig, team: Team) -> dict[str, Any]:
         # Borrowing idle on-prem quota, and taking back a team's own share from borrowers, come before the next
         # (cloud) flavor: the servers already paid for first.
         "flavorFungibility": {"whenCanBorrow": "MayStopSearch", "whenCanPreempt": "MayStopSearch"},
-        "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any"},
+        # Priority counts within a team: a higher-priority sweep preempts the team's own lower-priority ones. A
+        # team takes its share back from borrowers whatever their priority. A borrowing sweep never preempts
+        # another team's runs within that team's own share, however urgent: a share is its team's.
+        "preemption": {
+            "withinClusterQueue": "LowerPriority",
+            "reclaimWithinCohort": "Any",
+            "borrowWithinCohort": {"policy": "Never"},
+        },
     }
 
 

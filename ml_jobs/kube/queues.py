@@ -135,7 +135,9 @@ def workload_state(queue: str, workload: dict[str, Any] | None) -> QueueState:
     if c := true("Finished"):
         return QueueState(queue, "finished", flavor, f"finished in {queue}: {c.get('message', '')}".rstrip(": "))
     if c := true("Preempted"):
-        why = _preemption(c.get("message", ""))
+        why = _preemption(c.get("reason", ""), c.get("message", ""))
+        if c.get("reason") == PREEMPTED_FOR_PRIORITY and (own := _priority_class(workload)):
+            why += f" (this one is {own})"
         return QueueState(queue, "preempted", "", f"preempted in {queue}: {why}; waiting to be admitted again")
     if c := true("Evicted"):
         why = c.get("message") or c.get("reason", "")
@@ -147,7 +149,8 @@ def workload_state(queue: str, workload: dict[str, Any] | None) -> QueueState:
             line += f", {admitted} of {wanted} runs at once"
         requeued = true("Requeued")
         if requeued and requeued.get("reason") == "Preempted":
-            line += f"; preempted before ({_preemption(requeued.get('message', ''))}) and admitted again"
+            before = (cond.get("Preempted") or {}).get("message") or requeued.get("message", "")
+            line += f"; preempted before ({_preemption('', before)}) and admitted again"
         return QueueState(queue, "admitted", flavor, line)
     if true("QuotaReserved"):
         return QueueState(
@@ -167,13 +170,40 @@ def _counts(workload: dict[str, Any]) -> tuple[int, int]:
 
 
 _DUE_TO = re.compile(r"due to ([^;]+)")
+# Kueue's reasons of a Workload's Preempted condition: the words its message says each with (after "due to"), and
+# what it means for a herd sweep. Once the Workload is admitted again the condition's reason is "QuotaReserved" and
+# only the message ("Previously: ...") still says why.
+PREEMPTED_FOR_PRIORITY = "InClusterQueue"
+_PREEMPTED = {
+    PREEMPTED_FOR_PRIORITY: (
+        "prioritization in the ClusterQueue",
+        "a higher-priority sweep of the team needed its quota",
+    ),
+    "InCohortReclamation": ("reclamation within the cohort", "the team it borrowed from took its quota back"),
+    "InCohortReclaimWhileBorrowing": (
+        "reclamation within the cohort while borrowing",
+        "a higher-priority sweep of another team needed the quota",
+    ),
+    "InCohortFairSharing": ("Fair Sharing within the cohort", "fair sharing between the teams"),
+}
+_BY_WORDS = {words: meaning for words, meaning in _PREEMPTED.values()}
 
 
-def _preemption(message: str) -> str:
-    """Why Kueue preempted a Workload, short: ``reclamation within the cohort``, ``prioritization in the
-    ClusterQueue``."""
+def _preemption(reason: str, message: str) -> str:
+    """Why Kueue preempted a Workload, in herd's words: from the condition's reason, else from the words of its
+    message, else the message's first clause."""
+    if reason in _PREEMPTED:
+        return _PREEMPTED[reason][1]
     m = _DUE_TO.search(message)
-    return m.group(1).strip() if m else (message.split(";", maxsplit=1)[0].strip() or "preempted")
+    if m:
+        words = m.group(1).strip()
+        return _BY_WORDS.get(words, words)
+    return message.split(";", maxsplit=1)[0].strip() or "preempted"
+
+
+def _priority_class(workload: dict[str, Any]) -> str:
+    """The PriorityClass the Workload has its priority from (Kueue copies the pods' class), if any."""
+    return ((workload.get("spec") or {}).get("priorityClassRef") or {}).get("name", "")
 
 
 _SHORT = re.compile(

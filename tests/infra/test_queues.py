@@ -92,7 +92,11 @@ def test_each_team_queues_on_prem_first_then_cloud_capped(example_plan):
     for cq in cqs.values():
         spec = cq["spec"]
         assert spec["cohortName"] == queueing.COHORT
-        assert spec["preemption"]["reclaimWithinCohort"] == "Any"
+        assert spec["preemption"] == {
+            "withinClusterQueue": "LowerPriority",  # a team's urgent sweep preempts its own low ones
+            "reclaimWithinCohort": "Any",  # its share taken back from borrowers
+            "borrowWithinCohort": {"policy": "Never"},  # never another team's runs within that team's share
+        }
         assert spec["flavorFungibility"]["whenCanBorrow"] == "MayStopSearch"
     assert cqs["nlp"]["spec"]["namespaceSelector"] == {"matchLabels": {"herd.dev/team": "nlp"}}
 

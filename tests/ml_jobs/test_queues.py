@@ -114,7 +114,49 @@ def test_each_queue_state_is_one_line():
                     )
                 ]
             ),
-            "preempted in q: reclamation within the cohort; waiting to be admitted again",
+            "preempted in q: the team it borrowed from took its quota back; waiting to be admitted again",
+        ),
+        (
+            {
+                **_workload(
+                    [
+                        (
+                            "Preempted",
+                            "True",
+                            "InClusterQueue",
+                            "Preempted to accommodate a workload (UID: x, JobUID: y) due to prioritization in "
+                            "the ClusterQueue; preemptor path: /herd/q; preemptee path: /herd/q",
+                        )
+                    ]
+                ),
+                "spec": {"priorityClassRef": {"name": "herd-low"}, "podSets": [{"count": 4}]},
+            },
+            "preempted in q: a higher-priority sweep of the team needed its quota (this one is herd-low); "
+            "waiting to be admitted again",
+        ),
+        (
+            _workload(
+                [
+                    ("Admitted", "True", "", ""),
+                    ("Requeued", "True", "Preempted", "Preempted to accommodate a workload"),
+                    (
+                        "Preempted",
+                        "False",
+                        "QuotaReserved",
+                        "Previously: Preempted to accommodate a workload (UID: x, JobUID: y) due to "
+                        "prioritization in the ClusterQueue; preemptor path: /herd/q; preemptee path: /herd/q",
+                    ),
+                ],
+                "gpu-a10g-spot",
+                count=6,
+                admitted=2,
+            ),
+            "admitted in q to gpu-a10g-spot (cloud pool gpu-a10g-spot), 2 of 6 runs at once; preempted before "
+            "(a higher-priority sweep of the team needed its quota) and admitted again",
+        ),
+        (
+            _workload([("Preempted", "True", "New", "Preempted to accommodate a workload due to a rule")]),
+            "preempted in q: a rule; waiting to be admitted again",
         ),
         (
             _workload([("Evicted", "True", "PodsReadyTimeout", "Exceeded the PodsReady timeout")]),

@@ -34,13 +34,14 @@ GPU = "nvidia.com/gpu"
 _cohorts = itertools.count(1)
 
 
-def gpu_sweep(name: str, runs: int) -> Any:
+def gpu_sweep(name: str, runs: int, priority: str = "normal") -> Any:
     """``runs`` runs of one GPU each, all at once, any GPU product (so a cloud pool's GPUs fit too)."""
     return experiment(
         runs,
         env=HOLD,
         name=name,
         parallelism=runs,
+        priority=priority,
         resources={"cpu": "1", "memory": "4Gi", "gpus": 1},
     )
 
@@ -225,10 +226,48 @@ def test_an_idle_teams_share_is_reclaimed_when_it_submits(teams: Teams, cluster:
     )
     assert again.line == (
         f"admitted in {cluster.namespace} to onprem-gpu (on-prem), 6 of 8 runs at once; "
-        "preempted before (reclamation within the cohort) and admitted again"
+        "preempted before (the team it borrowed from took its quota back) and admitted again"
     )
     status = sweep_status(api, "borrower")
     assert status.queue is not None and status.queue.line == again.line
+
+
+def test_a_high_priority_sweep_preempts_a_low_one_of_the_same_team(
+    teams: Teams, cluster: TeamCluster, api: Api
+) -> None:
+    # GIVEN team b using its own on-prem share (nothing to borrow), and alice's team holding all of its own: a
+    # low-priority sweep on-prem (6 GPUs, its whole share) and a low-priority one at the cloud cap (2 GPUs)
+    theirs = submit(teams.b_api, gpu_sweep("theirs", 2), owner="bob")
+    cluster.wait("team b admitted", lambda: teams.state(teams.b_api, theirs.job).flavor == "onprem-gpu")
+    low = submit(api, gpu_sweep("low-sweep", 6, priority="low"))
+    cluster.wait("the low sweep admitted on-prem", lambda: teams.state(api, low.job).flavor == "onprem-gpu")
+    filler = submit(api, gpu_sweep("cloud-filler", 2, priority="low"))
+    cluster.wait("the filler admitted", lambda: teams.state(api, filler.job).flavor == "gpu-a10g-spot")
+    # WHEN a high-priority sweep of the same team needs the on-prem share
+    urgent = submit(api, gpu_sweep("urgent", 6, priority="high"))
+    # THEN Kueue preempts the low sweep for it (not team b's, not the cloud one) and admits it on-prem
+    cluster.wait("the urgent sweep admitted", lambda: teams.state(api, urgent.job).flavor == "onprem-gpu")
+    preempted = cluster.wait(
+        "the low sweep preempted", lambda: (s := teams.state(api, low.job)).state == "preempted" and s
+    )
+    line = (
+        f"preempted in {cluster.namespace}: a higher-priority sweep of the team needed its quota "
+        "(this one is herd-low); waiting to be admitted again"
+    )
+    assert preempted.line == line
+    assert teams.state(api, filler.job).flavor == "gpu-a10g-spot"
+    assert teams.state(teams.b_api, theirs.job).flavor == "onprem-gpu"
+    # AND status says so in one line, for every run of the sweep waiting again (Kueue suspended its Job)
+    job = cluster.wait(
+        "the low sweep's Job suspended", lambda: (j := api.get("jobs", low.job))["spec"]["suspend"] is True and j
+    )
+    assert job["spec"]["suspend"] is True
+    status = cluster.wait(
+        "the low sweep's runs waiting again",
+        lambda: (st := sweep_status(api, "low-sweep")).causes and st.causes[0].runs == 6 and st,
+    )
+    assert status.queue is not None and status.queue.line == line
+    assert [(c.runs, c.text) for c in status.causes] == [(6, line)]
 
 
 def test_the_queue_rules_of_the_role_are_what_a_queued_day_uses(teams: Teams, cluster: TeamCluster, api: Api):
