@@ -27,15 +27,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$RECIPE" ]; then
 fi
 command -v debootstrap >/dev/null || { echo "build-rootfs.sh: debootstrap is not installed" >&2; exit 1; }
 
-mirror=""
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-fi
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' \
-        /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || { echo "build-rootfs.sh: no Debian mirror found in this machine's apt sources" >&2; exit 1; }
+mirror=$("$(dirname "$0")/../../../scripts/debian-mirror.sh")
 
 mkdir -p "$CACHE"
 exec 9>"${CACHE}/.build.lock"
