@@ -28,6 +28,15 @@ else
     echo "no Go toolchain: the tests against the real control plane will skip (they fail under CI=true)"
 fi
 
+echo "== container images for the real node (the pause image, the example's) as OCI archives"
+# Built once into /var/cache/herd/images, keyed by a hash of each image's recipe; reused afterwards. Needs root
+# (debootstrap) and Go (the pause source is in the Kubernetes module). The real node imports them with ctr.
+if [ "$(id -u)" = 0 ] && { command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; }; then
+    scripts/images.sh >/dev/null
+else
+    echo "not root or no Go toolchain: the images are not built; the tests that read them skip (they fail under CI=true)"
+fi
+
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
