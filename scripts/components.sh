@@ -9,8 +9,8 @@
 # of version or of any pinned sum builds afresh and an unchanged one is reused. Kubernetes is stamped as upstream's
 # release binaries are (kube-apiserver's /version and `kubectl version` report the release): -trimpath, the
 # release's build tags, CGO off, and the version variables of k8s.io/component-base and client-go. The real node's
-# kubelet and kubeadm come from the same release; containerd and the CNI plugins from theirs, built as upstream
-# builds its static release (no cgo).
+# kubelet and kubeadm come from the same release; containerd, runc and the CNI plugins from theirs, each built as
+# upstream builds its static release (runc with cgo and libseccomp, the rest without cgo).
 set -euo pipefail
 cd "$(dirname "$0")/components"
 
@@ -29,6 +29,7 @@ COMPONENTS=(
     "kueue|kueue|sigs.k8s.io/kueue|sigs.k8s.io/kueue/cmd/kueue"
     "containerd|containerd|$CONTAINERD|$CONTAINERD/cmd/containerd $CONTAINERD/cmd/containerd-shim-runc-v2 $CONTAINERD/cmd/ctr"
     "cni|cni|github.com/containernetworking/plugins|$CNI/main/bridge $CNI/main/loopback $CNI/ipam/host-local"
+    "runc|runc|github.com/opencontainers/runc|github.com/opencontainers/runc"
 )
 
 version_of() { # the version go.mod requires of module $2, in directory $1
@@ -78,6 +79,13 @@ build() { # component $1 (wrapper module in $2, pinning module $3) into cache di
         ldflags+=" -X $CONTAINERD/version.Version=$version"
         tags=urfave_cli_no_docs,osusergo,netgo,static_build,no_btrfs
     fi
+    local cgo=0 mode=""
+    if [ "$name" = runc ]; then
+        # As upstream's `make static`: cgo (its nsenter is C), seccomp through libseccomp, a static PIE.
+        cgo=1 mode=-buildmode=pie
+        ldflags+=" -linkmode external -extldflags -static-pie"
+        tags=seccomp,urfave_cli_no_docs,netgo,osusergo
+    fi
     if [ "$name" = cni ]; then
         ldflags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version"
     fi
@@ -86,7 +94,7 @@ build() { # component $1 (wrapper module in $2, pinning module $3) into cache di
     rm -rf "$out.partial"
     mkdir -p "$out.partial/bin"
     # shellcheck disable=SC2086 # packages is a list
-    (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
+    (cd "$dir" && CGO_ENABLED=$cgo go build $mode -trimpath -tags "$tags" -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
     # go names the binary of go.etcd.io/etcd/server/v3 "server"; upstream ships it as etcd.
     if [ "$name" = etcd ]; then mv "$out.partial/bin/server" "$out.partial/bin/etcd"; fi
     if [ "$name" = kueue ]; then kueue_manifests "$dir" "$module" "$out.partial"; fi
