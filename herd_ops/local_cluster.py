@@ -8,7 +8,8 @@ relies on; the controller manager with every default controller plus the bootstr
 Nodes are simulated by KWOK: it keeps their leases, moves pods through their phases (herd's stages,
 ``kwok_stages.yaml``), and runs nothing. Kueue (built from its module too) runs out of cluster as its own
 integration tests run it: its CRDs, URL webhooks on loopback with a certificate from this cluster's CA, herd's
-Configuration (only Jobs that name a queue are Kueue's).
+Configuration (only Jobs that name a queue are Kueue's), and its visibility API (queue positions) behind the API
+server's aggregation layer, set up as kubeadm does, through an ExternalName Service to loopback.
 
 The in-cluster objects are the Pulumi program's own for the example stack (``Pulumi.example.yaml``), taken from
 its offline plan: team namespaces with Pod Security labels, ResourceQuota, LimitRange, PriorityClasses, the
@@ -108,7 +109,7 @@ class Ports:
             "etcd": [b + 1, b + 2],
             "kube-controller-manager": [b + 3],
             "kube-scheduler": [b + 4],
-            "kueue": [b + 5, b + 6, b + 7],  # webhooks, metrics, health
+            "kueue": [b + 5, b + 6, b + 7, b + 10],  # webhooks, metrics, health, visibility API
         }
 
     @property
@@ -122,6 +123,10 @@ class Ports:
     @property
     def kueue_webhooks(self) -> int:
         return self.base + 5
+
+    @property
+    def kueue_visibility(self) -> int:
+        return self.base + 10
 
 
 # ------------------------------------------------------------------------------------------------ what it holds
@@ -258,11 +263,11 @@ class _Pki:
         key.chmod(0o600)
         return key
 
-    def create_ca(self) -> None:
+    def create_ca(self, name: str = "herd-local-ca") -> None:
         self._key("ca")
         _openssl(
             "req", "-x509", "-new", "-key", str(self.ca_key), "-out", str(self.ca), "-days", "3650",
-            "-subj", "/CN=herd-local-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         )  # fmt: skip
 
@@ -463,6 +468,8 @@ class LocalCluster:
     def _certificates(self, cfg: Any) -> dict[str, tuple[Path, Path]]:
         from ipaddress import ip_network
 
+        from infra.addons.queues import KUEUE_NAMESPACE as kueue
+
         pki = _Pki(self.directory / "pki")
         pki.create_ca()
         first_service_ip = next(ip_network(cfg.service_cidr).hosts())
@@ -484,6 +491,13 @@ class LocalCluster:
             "kube-controller-manager": pki.sign("kcm", "/CN=system:kube-controller-manager", "clientAuth"),
             "kube-scheduler": pki.sign("scheduler", "/CN=system:kube-scheduler", "clientAuth"),
             "kueue-webhook": pki.sign("kueue-webhook", "/CN=kueue-webhook", "serverAuth", "IP:127.0.0.1"),
+            # Kueue's visibility API behind the aggregator, which checks the name <service>.<namespace>.svc.
+            "kueue-visibility": pki.sign(
+                "kueue-visibility", "/CN=kueue-visibility", "serverAuth", f"DNS:{_VISIBILITY_SERVICE}.{kueue}.svc"
+            ),
+            # The aggregator's client certificate, from a CA of its own as kubeadm makes it: the API server and
+            # Kueue believe the X-Remote-* headers of this client only.
+            "front-proxy-client": _front_proxy_client(self.directory / "pki" / "front-proxy"),
             "sa": pki.service_account_keys(),
         }
         write_kubeconfig(self.admin_kubeconfig, self.server, pki.ca, certs["admin"], "admin")
@@ -512,6 +526,7 @@ class LocalCluster:
         cert, key = pki["apiserver"]
         kubelet_cert, kubelet_key = pki["apiserver-kubelet-client"]
         sa_key, sa_pub = pki["sa"]
+        proxy_cert, proxy_key = pki["front-proxy-client"]
         return [
             f"--etcd-servers=http://127.0.0.1:{self.ports.etcd}",
             "--bind-address=127.0.0.1",
@@ -522,6 +537,16 @@ class LocalCluster:
             f"--client-ca-file={d / 'ca.crt'}",
             f"--kubelet-client-certificate={kubelet_cert}",
             f"--kubelet-client-key={kubelet_key}",
+            # The aggregation layer, as kubeadm sets it up (Kueue's visibility API is an aggregated API). Without
+            # --enable-aggregator-routing the aggregator resolves an APIService's Service by its cluster IP or,
+            # for an ExternalName Service, by that name: how it reaches Kueue on loopback.
+            f"--requestheader-client-ca-file={d / 'front-proxy' / 'ca.crt'}",
+            f"--requestheader-allowed-names={_FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={proxy_cert}",
+            f"--proxy-client-key-file={proxy_key}",
             f"--service-cluster-ip-range={cfg.service_cidr}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={sa_pub}",
@@ -610,6 +635,12 @@ class LocalCluster:
         (certs / "tls.crt").write_bytes(cert.read_bytes())
         (certs / "tls.key").write_bytes(key.read_bytes())
         (certs / "tls.key").chmod(0o600)
+        visibility = self.directory / "kueue" / "visibility"
+        visibility.mkdir()
+        cert, key = pki["kueue-visibility"]
+        (visibility / "tls.crt").write_bytes(cert.read_bytes())
+        (visibility / "tls.key").write_bytes(key.read_bytes())
+        (visibility / "tls.key").chmod(0o600)
         b = self.ports.base
         config = {
             **manager_config(),
@@ -618,24 +649,28 @@ class LocalCluster:
             "webhook": {"host": "127.0.0.1", "port": self.ports.kueue_webhooks, "certDir": str(certs)},
             "metrics": {"bindAddress": f"127.0.0.1:{b + 6}"},
             "health": {"healthProbeBindAddress": f"127.0.0.1:{b + 7}"},
+            "visibilityServer": {"bindAddress": "127.0.0.1", "bindPort": self.ports.kueue_visibility},
             "leaderElection": {"leaderElect": False},
         }
         config_file = self.directory / "kueue" / "config.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        args = [
-            f"--config={config_file}",
-            f"--kubeconfig={self.admin_kubeconfig}",
-            # The visibility API (pending positions) is an aggregated API server: not registered here.
-            "--feature-gates=VisibilityOnDemand=false",
-        ]
-        # Without internal certificate management Kueue reads its metrics certificate from a fixed path,
-        # /etc/kueue/metrics/certs: this cluster's certificate is bind-mounted there in a mount namespace of
-        # Kueue's own (only an empty directory is left on the machine).
-        _KUEUE_METRICS_CERTS.mkdir(parents=True, exist_ok=True)
-        mount = f'mount --bind "$0" {_KUEUE_METRICS_CERTS} && exec "$@"'
-        wrap = ["unshare", "--mount", "--propagation=private", "sh", "-c", mount, str(certs)]
+        args = [f"--config={config_file}", f"--kubeconfig={self.admin_kubeconfig}"]
+        # Without internal certificate management Kueue reads its metrics and visibility certificates from fixed
+        # paths, /etc/kueue/metrics/certs and /visibility: this cluster's certificates are bind-mounted there in
+        # a mount namespace of Kueue's own (only empty directories are left on the machine).
+        for directory in (_KUEUE_METRICS_CERTS, _KUEUE_VISIBILITY_CERTS):
+            directory.mkdir(parents=True, exist_ok=True)
+        mount = (
+            f'mount --bind "$0" {_KUEUE_METRICS_CERTS} && mount --bind "$1" {_KUEUE_VISIBILITY_CERTS} '
+            '&& shift && exec "$@"'
+        )
+        wrap = ["unshare", "--mount", "--propagation=private", "sh", "-c", mount, str(certs), str(visibility)]
         self._spawn("kueue", args, wrap=wrap)
         self._wait(f"http://127.0.0.1:{b + 7}/readyz", "kueue", ssl_context=None)
+        service, api_service = kueue_visibility_api(self.ports, pki)
+        self.apply([service, api_service])
+        name = api_service["metadata"]["name"]
+        self.kubectl("wait", "--for=condition=Available", "--timeout=60s", f"apiservice/{name}")
 
     def _spawn(self, name: str, args: list[str], wrap: list[str] | None = None) -> None:
         """Start ``name`` (through ``wrap``, a command that ends by exec'ing it, so the pid stays its own)."""
@@ -771,6 +806,10 @@ class LocalCluster:
 
 
 _KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+_KUEUE_VISIBILITY_CERTS = Path("/visibility")
+_FRONT_PROXY_CLIENT = "front-proxy-client"
+# The Service Kueue's visibility API is reached through, named as its chart names it.
+_VISIBILITY_SERVICE = "kueue-visibility-server"
 # Kueue's webhooks herd needs: its own objects and batch/v1 Jobs (the one integration herd configures).
 _KUEUE_WEBHOOK_GROUPS = {"kueue.x-k8s.io", "batch"}
 
@@ -795,6 +834,43 @@ def kueue_webhooks(manifests: Path, ports: Ports, pki: dict[str, tuple[Path, Pat
         doc["webhooks"] = hooks
         out.append(doc)
     return out
+
+
+def _front_proxy_client(directory: Path) -> tuple[Path, Path]:
+    """A CA of the aggregation layer's own, and the client certificate the API server proxies with."""
+    front = _Pki(directory)
+    front.create_ca("herd-local-front-proxy-ca")
+    return front.sign(_FRONT_PROXY_CLIENT, f"/CN={_FRONT_PROXY_CLIENT}", "clientAuth")
+
+
+def kueue_visibility_api(ports: Ports, pki: dict[str, tuple[Path, Path]]) -> list[dict[str, Any]]:
+    """Kueue's visibility API registered with the aggregator: an APIService whose Service is an ExternalName
+    ``localhost``, so the API server proxies to the out-of-cluster Kueue on its port, checking its certificate
+    against this cluster's CA; the version the chart registers and ml-jobs reads."""
+    from infra.addons.queues import KUEUE_NAMESPACE
+    from ml_jobs import queueing
+
+    version, group = queueing.VISIBILITY_VERSION, queueing.VISIBILITY_GROUP
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": _VISIBILITY_SERVICE, "namespace": KUEUE_NAMESPACE},
+        "spec": {"type": "ExternalName", "externalName": "localhost"},
+    }
+    api_service = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": f"{version}.{group}"},
+        "spec": {
+            "group": group,
+            "version": version,
+            "groupPriorityMinimum": 100,
+            "versionPriority": 100,
+            "service": {"name": _VISIBILITY_SERVICE, "namespace": KUEUE_NAMESPACE, "port": ports.kueue_visibility},
+            "caBundle": _b64(pki["kueue-visibility"][0].parent / "ca.crt"),
+        },
+    }
+    return [service, api_service]
 
 
 def _as_list(objects: list[dict[str, Any]]) -> str:

@@ -17,12 +17,18 @@ __all__ = [
     "ONPREM_GPU_FLAVOR",
     "QUEUE_LABEL",
     "VERSION",
+    "VISIBILITY_GROUP",
+    "VISIBILITY_VERSION",
     "queue_name",
 ]
 
 GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"
 API_VERSION = f"{GROUP}/{VERSION}"
+# Kueue's visibility API (an aggregated API its manager serves): a LocalQueue's pending Workloads and their
+# positions, ``localqueues/<name>/pendingworkloads``.
+VISIBILITY_GROUP = f"visibility.{GROUP}"
+VISIBILITY_VERSION = "v1beta2"
 # The label that puts a Job into a LocalQueue of its namespace.
 QUEUE_LABEL = f"{GROUP}/queue-name"
 # Kueue may admit an Indexed Job with fewer pods at once than its parallelism, down to this many.

@@ -12,7 +12,9 @@ no more; everything it sends is one of them:
 - ``pods/log``: a run's log (``logs``, ``logs -f`` is a ``get`` that stays open) and the reader pod's output;
 - ``events``: list, to say why runs are pending;
 - ``localqueues`` (``kueue.x-k8s.io``): list, where Kueue runs, to put a sweep into the namespace's team queue;
-  ``workloads``: list, to say where the queue stands (queued, admitted to which flavor, evicted and why).
+  ``workloads``: list, to say where the queue stands (queued, admitted to which flavor, evicted and why);
+  ``localqueues/pendingworkloads`` (``visibility.kueue.x-k8s.io``, Kueue's visibility API): get, for a waiting
+  sweep's position in its queue (which lists the namespace's pending Workloads: names and priorities only).
 
 No ``watch`` (``status --watch`` polls), no ``update`` (every write is a merge patch), nothing cluster-wide but
 the SelfSubjectReview ``submit`` creates to learn who it is (allowed to every authenticated user by the default
@@ -66,6 +68,12 @@ SUBMITTER_RULES: tuple[Rule, ...] = (
     Rule("", ("pods/log",), ("get",), "`logs` (also `-f`) and the reader pod's output"),
     Rule("", ("events",), ("list",), "why runs are pending"),
     Rule(queueing.GROUP, ("localqueues", "workloads"), ("list",), "the team queue; where a sweep stands in it"),
+    Rule(
+        queueing.VISIBILITY_GROUP,
+        ("localqueues/pendingworkloads",),
+        ("get",),
+        "a waiting sweep's position in the team queue",
+    ),
 )
 
 

@@ -59,8 +59,9 @@ class Admin:
         return f"{group}{where}/{resource}" + (f"/{name}" if name else "")
 
 
-def _free_base_port(span: int = 8) -> int:
-    for base in range(26443, 40000, 10):
+def _free_base_port(span: int = 11) -> int:
+    """A base port with the span a local cluster uses free (``Ports``: base + 0 to base + 10)."""
+    for base in range(26443, 40000, 20):
         ok = True
         for port in range(base, base + span):
             with socket.socket() as s:

@@ -45,6 +45,11 @@ _CUSTOM: dict[str, tuple[str, str]] = {
     "localqueues": (queueing.GROUP, queueing.VERSION),
     "workloads": (queueing.GROUP, queueing.VERSION),
 }
+# Subresources of custom resources, read with a plain GET: resource -> (group, version, the parent's plural).
+_SUBRESOURCES: dict[str, tuple[str, str, str]] = {
+    # Kueue's visibility API: a LocalQueue's pending Workloads, in the order Kueue will try them.
+    "pendingworkloads": (queueing.VISIBILITY_GROUP, queueing.VISIBILITY_VERSION, "localqueues"),
+}
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _FOLLOW_TIMEOUT = 24 * 3600.0  # a followed log may stay quiet for a long time
 
@@ -160,6 +165,8 @@ class Api:
 
     # ------------------------------------------------------------------------------------------ plumbing
     def _method(self, verb: str, resource: str) -> Callable[..., Any]:
+        if resource in _SUBRESOURCES and verb == "get":
+            return self._subresource_get(resource)
         if resource in _CUSTOM:
             return self._custom_method(verb, resource)
         api, suffix, _ = _RESOURCES[resource]
@@ -185,6 +192,29 @@ class Api:
             )
         raise ValueError(f"ml_jobs only reads {resource}")
 
+    def _subresource_get(self, resource: str) -> Callable[..., Any]:
+        """A GET of ``<parent>/<name>/<resource>`` (the client has no method for it), called as the typed gets
+        are: ``(name, namespace)``; non-2xx answers raise ``ApiException`` as the typed methods do."""
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, parent = _SUBRESOURCES[resource]
+
+        def get(name: str, namespace: str, _preload_content: bool = False, _request_timeout: Any = None) -> Any:
+            request = self._client.param_serialize(
+                method="GET",
+                resource_path=f"/apis/{group}/{version}/namespaces/{{namespace}}/{parent}/{{name}}/{resource}",
+                path_params={"namespace": namespace, "name": name},
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            answer = self._client.call_api(*request, _request_timeout=_request_timeout)
+            if not 200 <= answer.status <= 299:
+                answer.read()
+                raise ApiException.from_response(http_resp=answer, body=None, data=None)
+            return answer.response
+
+        return get
+
     def _call(
         self,
         verb: str,
@@ -193,15 +223,18 @@ class Api:
         name: str | None = None,
         stream: bool = False,
         timeout: float | None = None,
+        attempts: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Call the API with retries on transient failures; return the decoded JSON (or the raw response)."""
+        """Call the API with retries on transient failures (``attempts`` tries, default the handle's); return the
+        decoded JSON (or the raw response)."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         method = self._method(verb, resource)
         delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
             try:
                 response = method(
                     *args,
@@ -214,7 +247,7 @@ class Api:
                 data = response.data
                 return json.loads(data) if data else {}
             except ApiException as e:
-                if e.status in _TRANSIENT_STATUS and attempt < self.attempts:
+                if e.status in _TRANSIENT_STATUS and attempt < attempts:
                     self._sleep(max(delay, _retry_after(e)))
                     delay *= 2
                     continue
@@ -223,7 +256,7 @@ class Api:
                     error.args = (f"{error} (after {attempt} attempts)",)
                 raise error from e
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                if attempt < self.attempts:
+                if attempt < attempts:
                     self._sleep(delay)
                     delay *= 2
                     continue
@@ -247,9 +280,12 @@ class Api:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ---------------------------------------------------------------------------------------- operations
-    def get(self, resource: str, name: str) -> dict[str, Any]:
-        """Read one object. Raises ``NotFoundError`` when it does not exist."""
-        return self._call("get", resource, name, self.namespace, name=name)
+    def get(
+        self, resource: str, name: str, *, attempts: int | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Read one object (``attempts`` tries at most, each waiting ``timeout`` s at most). Raises
+        ``NotFoundError`` when it does not exist."""
+        return self._call("get", resource, name, self.namespace, name=name, attempts=attempts, timeout=timeout)
 
     def get_or_none(self, resource: str, name: str) -> dict[str, Any] | None:
         """Read one object, or ``None`` when it does not exist."""

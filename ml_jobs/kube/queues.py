@@ -5,7 +5,9 @@ Kueue's queue label and is created suspended, and Kueue makes a Workload of it: 
 (on-prem, or a cloud burst pool), admitted (the Job is unsuspended), maybe evicted or preempted later. Where Kueue
 does not run (no LocalQueue API), nothing here sends more than the one list that finds that out.
 
-Reading is decided from plain data (:func:`choose_queue`, :func:`workload_state`); the requests are two lists.
+Reading is decided from plain data (:func:`choose_queue`, :func:`workload_state`); the requests are two lists,
+and for a sweep waiting in its queue one GET of Kueue's visibility API for its position (:func:`position_of`),
+which says nothing where that API is not served or not allowed.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml_jobs import queueing
-from ml_jobs.errors import HerdError, NotFoundError
+from ml_jobs.errors import ApiError, HerdError, NotFoundError
 
-__all__ = ["QueueError", "QueueState", "choose_queue", "find_queue", "workload_of", "workload_state"]
+__all__ = [
+    "QueueError",
+    "QueueState",
+    "choose_queue",
+    "find_queue",
+    "position_of",
+    "read_state",
+    "workload_of",
+    "workload_state",
+]
 
 # Kueue labels a Job's Workload with the Job's uid.
 JOB_UID_LABEL = f"{queueing.GROUP}/job-uid"
@@ -86,15 +97,18 @@ class QueueState:
 
     Attributes:
         queue: the LocalQueue.
-        state: ``queued``, ``admitted``, ``evicted``, ``preempted``, ``finished``.
+        state: ``queued``, ``reserved``, ``admitted``, ``evicted``, ``preempted``, ``finished``.
         flavor: the flavor its runs were admitted to (``""`` while queued).
         line: the one line ``status`` and why-pending print.
+        position: its place among the queue's waiting sweeps, 1 for the next Kueue tries (where the visibility
+            API said it).
     """
 
     queue: str
     state: str
     flavor: str
     line: str
+    position: int | None = None
 
     @property
     def where(self) -> str:
@@ -121,8 +135,15 @@ def _flavor(workload: dict[str, Any]) -> str:
     return ""
 
 
-def workload_state(queue: str, workload: dict[str, Any] | None) -> QueueState:
-    """Where the Workload ``workload`` of a Job in ``queue`` stands, as data and one line."""
+# Seconds status waits for a position at most: a nicety, not worth holding the rest of the answer back for.
+POSITION_TIMEOUT = 5.0
+# The states in which a Workload waits in its queue, and has a position there.
+WAITING = ("queued", "preempted")
+
+
+def workload_state(queue: str, workload: dict[str, Any] | None, position: int | None = None) -> QueueState:
+    """Where the Workload ``workload`` of a Job in ``queue`` stands, as data and one line; ``position`` (1 for
+    the next) where the visibility API gave it."""
     if workload is None:
         return QueueState(queue, "queued", "", f"queued in {queue}: Kueue has not taken the sweep in yet")
     cond = _conditions(workload)
@@ -138,7 +159,8 @@ def workload_state(queue: str, workload: dict[str, Any] | None) -> QueueState:
         why = _preemption(c.get("reason", ""), c.get("message", ""))
         if c.get("reason") == PREEMPTED_FOR_PRIORITY and (own := _priority_class(workload)):
             why += f" (this one is {own})"
-        return QueueState(queue, "preempted", "", f"preempted in {queue}: {why}; waiting to be admitted again")
+        again = "waiting to be admitted again" + (f", position {position}" if position else "")
+        return QueueState(queue, "preempted", "", f"preempted in {queue}: {why}; {again}", position)
     if c := true("Evicted"):
         why = c.get("message") or c.get("reason", "")
         return QueueState(queue, "evicted", "", f"evicted from {queue} ({c.get('reason', '')}): {why}")
@@ -158,7 +180,32 @@ def workload_state(queue: str, workload: dict[str, Any] | None) -> QueueState:
         )
     pending = cond.get("QuotaReserved") or {}
     message = pending.get("message") or "waiting for quota"
-    return QueueState(queue, "queued", "", f"queued in {queue}: {_why(message)}")
+    where = f"queued in {queue}, position {position}" if position else f"queued in {queue}"
+    return QueueState(queue, "queued", "", f"{where}: {_why(message)}", position)
+
+
+def position_of(api: Any, queue: str, workload: dict[str, Any]) -> int | None:
+    """The place of ``workload`` among the pending Workloads of LocalQueue ``queue`` (1 for the next), from
+    Kueue's visibility API: one GET, tried once; ``None`` where the API is not served (no such group, Kueue
+    without it), not allowed, failing or not answering, or the Workload is not pending there."""
+    try:
+        summary = api.get("pendingworkloads", queue, attempts=1, timeout=min(api.timeout, POSITION_TIMEOUT))
+    except ApiError:
+        return None
+    name = workload.get("metadata", {}).get("name")
+    for item in summary.get("items") or []:
+        if item.get("metadata", {}).get("name") == name:
+            return int(item.get("positionInLocalQueue", 0)) + 1
+    return None
+
+
+def read_state(api: Any, queue: str, job: dict[str, Any]) -> QueueState:
+    """Where ``job`` stands in ``queue``: its Workload (one list), and while it waits its position (one GET)."""
+    workload = workload_of(api, job)
+    state = workload_state(queue, workload)
+    if workload is None or state.state not in WAITING:
+        return state
+    return workload_state(queue, workload, position_of(api, queue, workload))
 
 
 def _counts(workload: dict[str, Any]) -> tuple[int, int]:

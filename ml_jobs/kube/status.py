@@ -313,8 +313,9 @@ def sweep_status(
     ``metrics.json`` too — file reads, no requests — and recorded with the rest when the sweep ends.
 
     Requests: registry (1, skipped if ``record`` is passed), Job (1), pods (1, if the Job exists and its end is
-    not recorded yet), events (1, only if a run is pending and ``explain``), and one registry update the first
-    time the sweep is seen finished (``write_record``).
+    not recorded yet), events (1, only if a run is pending and ``explain``), for a sweep in a team queue its
+    Workload (1) and, while it waits there, its position (1, Kueue's visibility API), and one registry update the
+    first time the sweep is seen finished (``write_record``).
     """
     if record is None:
         record = registry.require(api, experiment)
@@ -355,8 +356,8 @@ def sweep_status(
     result.job_object = job
     waiting = [r for r in runs if r.state in {"pending", "retrying"}]
     queue = (job["metadata"].get("labels") or {}).get(queueing.QUEUE_LABEL)
-    if queue and not finished:  # one more request, only for a queued sweep: its Workload
-        result.queue = queues.workload_state(queue, queues.workload_of(api, job))
+    if queue and not finished:  # only for a queued sweep: its Workload, and while it waits its position
+        result.queue = queues.read_state(api, queue, job)
     if waiting and result.queue is not None and (job.get("spec") or {}).get("suspend"):
         # Not admitted (yet, or any more): the queue says why, for every waiting run.
         result.causes = [_pending.Cause(result.queue.line, len(waiting))]

@@ -165,3 +165,17 @@ def test_each_queue_state_is_one_line():
     ]
     for workload, line in cases:
         assert workload_state("q", workload).line == line
+
+
+def test_a_waiting_sweeps_line_says_its_position_where_the_visibility_api_gave_it():
+    queued = _workload([("QuotaReserved", "False", "Pending", "insufficient quota for cpu in flavor onprem")])
+    assert workload_state("q", queued, position=2).line == "queued in q, position 2: on-prem is full (onprem cpu)"
+    assert workload_state("q", queued, position=2).position == 2
+    preempted = _workload([("Preempted", "True", "InCohortReclamation", "")])
+    assert workload_state("q", preempted, position=1).line == (
+        "preempted in q: the team it borrowed from took its quota back; waiting to be admitted again, position 1"
+    )
+    # without one, as before; an admitted sweep has none to say
+    assert workload_state("q", queued).line == "queued in q: on-prem is full (onprem cpu)"
+    admitted = _workload([("Admitted", "True", "", "")], "onprem")
+    assert workload_state("q", admitted, position=3).line == "admitted in q to onprem (on-prem)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from infra import config
 from infra.addons import queues as infra_queues
 from infra.plan import load_stack_file
 from ml_jobs import layout, queueing, rbac
-from ml_jobs.kube import Api, list_experiments, submit, sweep_status
+from ml_jobs.kube import Api, list_experiments, registry, submit, sweep_status
 from ml_jobs.kube.queues import workload_of, workload_state
 from tests.conftest import Admin
 from tests.ml_jobs.cluster.conftest import TeamCluster, experiment, new_team_namespace
@@ -194,7 +195,7 @@ def test_on_prem_first_borrowing_an_idle_teams_share_then_cloud_then_the_cap(
     status = sweep_status(api, "capped-sweep")
     assert status.queue is not None and status.queue.state == "queued"
     assert status.queue.line.startswith(
-        f"queued in {cluster.namespace}: on-prem is full and the team's cloud cap is reached ("
+        f"queued in {cluster.namespace}, position 1: on-prem is full and the team's cloud cap is reached ("
     ), status.queue.line
     assert "gpu-a10g-spot nvidia.com/gpu" in status.queue.line and "onprem-gpu nvidia.com/gpu" in status.queue.line
     assert "\n" not in status.queue.line
@@ -209,6 +210,108 @@ def test_on_prem_first_borrowing_an_idle_teams_share_then_cloud_then_the_cap(
         "capped-sweep": (cluster.namespace, ""),
     }
     assert len(cluster.log) == 4
+
+
+def _fill_the_team(teams: Teams, api: Api) -> None:
+    """Alice's team at all it may have: 8 GPUs on-prem (6 its own, 2 borrowed from idle team b), 2 in the cloud."""
+    onprem = submit(api, gpu_sweep("onprem-sweep", 8))
+    cluster = teams.cluster
+    cluster.wait("the on-prem sweep admitted", lambda: teams.state(api, onprem.job).flavor == "onprem-gpu")
+    cloud = submit(api, gpu_sweep("cloud-sweep", 2))
+    cluster.wait("the cloud sweep admitted", lambda: teams.state(api, cloud.job).flavor == "gpu-a10g-spot")
+
+
+def _waiting(teams: Teams, api: Api, *names: str) -> None:
+    """One-run sweeps that wait in alice's team queue, in this order."""
+    for i, name in enumerate(names):
+        if i:  # Kueue orders equal priorities by creation time, which the API server keeps to the second
+            time.sleep(1.1)
+        job = submit(api, gpu_sweep(name, 1)).job
+        teams.cluster.wait(f"{name} pending with Kueue's reason", lambda j=job: " > " in teams.state(api, j).line)
+
+
+def test_a_waiting_sweep_says_its_position_in_the_queue_with_one_request_more(
+    teams: Teams, cluster: TeamCluster, api: Api
+) -> None:
+    # GIVEN the team at its cap WHEN two sweeps wait in its queue, one after the other
+    _fill_the_team(teams, api)
+    _waiting(teams, api, "first-in-line", "second-in-line")
+    # THEN status says each one's position, from Kueue's visibility API through the API server's aggregator
+    cluster.reset_log()
+    second = sweep_status(api, "second-in-line")
+    assert second.queue is not None and second.queue.position == 2
+    assert second.queue.line.startswith(
+        f"queued in {cluster.namespace}, position 2: on-prem is full and the team's cloud cap is reached ("
+    ), second.queue.line
+    assert [(c.runs, c.text) for c in second.causes] == [(1, second.queue.line)]
+    # AND that took one request more than without a position, answered 200 under alice's Role
+    sent = [(r.method, r.path.split("/")[-1], r.status) for r in cluster.log]
+    assert sent == [
+        ("GET", registry.registry_name("second-in-line"), 200),
+        ("GET", layout.job_name("second-in-line", 1), 200),
+        ("GET", "pods", 200),
+        ("GET", "workloads", 200),
+        ("GET", "pendingworkloads", 200),
+    ], sent
+    assert cluster.log[-1].path == (
+        f"/apis/{queueing.VISIBILITY_GROUP}/{queueing.VISIBILITY_VERSION}/namespaces/{cluster.namespace}"
+        f"/localqueues/{cluster.namespace}/pendingworkloads"
+    )
+    first = sweep_status(api, "first-in-line")
+    assert first.queue is not None and first.queue.position == 1
+    # AND an admitted sweep's status asks for no position
+    cluster.reset_log()
+    admitted = sweep_status(api, "cloud-sweep")
+    assert admitted.queue is not None and admitted.queue.state == "admitted"
+    assert not cluster.requests(path="pendingworkloads")
+
+
+def test_without_the_visibility_api_or_leave_to_read_it_status_says_the_line_without_a_position(
+    teams: Teams, cluster: TeamCluster, api: Api, admin: Admin
+) -> None:
+    # GIVEN a sweep waiting in the team's queue
+    _fill_the_team(teams, api)
+    _waiting(teams, api, "waiting")
+    plain = f"queued in {cluster.namespace}: on-prem is full and the team's cloud cap is reached ("
+
+    def status_once() -> tuple[str, list[int]]:
+        cluster.reset_log()
+        status = sweep_status(api, "waiting")
+        assert status.queue is not None and status.queue.position is None
+        return status.queue.line, [r.status for r in cluster.requests("GET", "pendingworkloads")]
+
+    # WHEN the aggregator cannot reach Kueue (503) THEN the line has no position, and the GET is not retried
+    cluster.inject("GET", "pendingworkloads", 503)
+    line, answers = status_once()
+    assert line.startswith(plain) and answers == [503], (line, answers)
+
+    # WHEN the team's Role does not allow it THEN the real authorizer refuses it (Kueue asks the API server), once
+    role = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}/roles/{rbac.SUBMITTER_ROLE}"
+    rules = [r for r in rbac.policy_rules() if r["apiGroups"] != [queueing.VISIBILITY_GROUP]]
+    admin.request("PATCH", role, {"rules": rules}, "application/merge-patch+json")
+    line, answers = cluster.wait("the Role's change seen", lambda: (got := status_once())[1] == [403] and got)
+    assert line.startswith(plain)
+
+    # WHEN the cluster serves no visibility API THEN the same
+    name = f"{queueing.VISIBILITY_VERSION}.{queueing.VISIBILITY_GROUP}"
+    api_service = f"/apis/apiregistration.k8s.io/v1/apiservices/{name}"
+    kept = admin.request("GET", api_service)
+    admin.request("PATCH", role, {"rules": rbac.policy_rules()}, "application/merge-patch+json")
+    admin.request("DELETE", api_service)
+    try:
+        line, answers = cluster.wait("the API gone", lambda: (got := status_once())[1] == [404] and got)
+        assert line.startswith(plain)
+    finally:
+        kept["metadata"] = {"name": kept["metadata"]["name"]}
+        kept.pop("status", None)
+        admin.request("POST", "/apis/apiregistration.k8s.io/v1/apiservices", kept)
+        cluster.wait(
+            "the visibility API back",
+            lambda: any(
+                c["type"] == "Available" and c["status"] == "True"
+                for c in (admin.request("GET", api_service) or {}).get("status", {}).get("conditions", [])
+            ),
+        )
 
 
 def test_an_idle_teams_share_is_reclaimed_when_it_submits(teams: Teams, cluster: TeamCluster, api: Api) -> None:
@@ -266,8 +369,9 @@ def test_a_high_priority_sweep_preempts_a_low_one_of_the_same_team(
         "the low sweep's runs waiting again",
         lambda: (st := sweep_status(api, "low-sweep")).causes and st.causes[0].runs == 6 and st,
     )
-    assert status.queue is not None and status.queue.line == line
-    assert [(c.runs, c.text) for c in status.causes] == [(6, line)]
+    # (first in line again: the only sweep waiting in the team's queue)
+    assert status.queue is not None and status.queue.line == f"{line}, position 1"
+    assert [(c.runs, c.text) for c in status.causes] == [(6, status.queue.line)]
 
 
 def test_the_queue_rules_of_the_role_are_what_a_queued_day_uses(teams: Teams, cluster: TeamCluster, api: Api):
