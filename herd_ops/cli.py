@@ -2,7 +2,8 @@
 
 Exit status: 0 when every host succeeded, 1 when any host failed or was unreachable (they are named in the
 summary with the failed task and its message), 2 when the command itself is wrong (unknown playbook, missing
-inventory, malformed ``-e``). ``HERD_DEBUG=1`` shows tracebacks.
+inventory, malformed ``-e``). ``check-shares`` exits 1 when the teams' on-prem shares do not fit the on-prem
+servers (a line per flavor and resource). ``HERD_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 
 EXIT_HOSTS_FAILED = 1
+EXIT_SHARES_DO_NOT_FIT = 1
 EXIT_USER_ERROR = 2
 
 
@@ -76,6 +78,27 @@ def run(  # noqa: PLR0917 - typer maps each parameter to a CLI argument or optio
     print_summary(console, result)
     if not result.ok:
         raise typer.Exit(EXIT_HOSTS_FAILED)
+
+
+@app.command("check-shares")
+def check_shares(
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config).")
+    ] = None,
+) -> None:
+    """Check that the teams' on-prem shares (Kueue quotas) fit the on-prem servers the cluster has now."""
+    from herd_ops.shares import read_cluster
+
+    fits = read_cluster(kubeconfig)
+    if not fits:
+        typer.echo("no team has an on-prem share (no Kueue flavors or queues in this cluster)")
+    for fit in fits:
+        if fit.fits:
+            typer.echo(str(fit))
+        else:
+            typer.echo(f"herd-ops: error: {fit}", err=True)
+    if not all(fit.fits for fit in fits):
+        raise typer.Exit(EXIT_SHARES_DO_NOT_FIT)
 
 
 @app.command()

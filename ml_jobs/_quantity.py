@@ -58,3 +58,18 @@ def format_duration(seconds: int) -> str:
         if count:
             out.append(f"{count}{unit}")
     return "".join(out) or "0s"
+
+
+def format_quantity(value: Decimal, binary: bool) -> str:
+    """A quantity for a Decimal: whole Gi/Mi for memory where exact, plain (or milli) numbers otherwise."""
+    if value <= 0:
+        return "0"
+    if binary:
+        for suffix, power in (("Gi", 3), ("Mi", 2), ("Ki", 1)):
+            unit = Decimal(1024) ** power
+            if value % unit == 0:
+                return f"{int(value / unit)}{suffix}"
+        return str(int(value))
+    if value == value.to_integral_value():
+        return str(int(value))
+    return f"{int(value * 1000)}m"

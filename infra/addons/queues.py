@@ -16,7 +16,6 @@ most.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pulumi
@@ -29,7 +28,7 @@ from infra.addons.charts import KUEUE, Chart
 from infra.addons.teams import TEAM_LABEL
 from infra.config import Pool, StackConfig, Team
 from ml_jobs import queueing, taxonomy
-from ml_jobs._quantity import parse_quantity
+from ml_jobs._quantity import format_quantity, parse_quantity
 
 __all__ = [
     "KUEUE_NAMESPACE",
@@ -116,27 +115,12 @@ def flavors(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ queues
-def _format(value: Decimal, binary: bool) -> str:
-    """A quantity for a Decimal: whole Gi/Mi for memory where exact, plain (or milli) numbers otherwise."""
-    if value <= 0:
-        return "0"
-    if binary:
-        for suffix, power in (("Gi", 3), ("Mi", 2), ("Ki", 1)):
-            unit = Decimal(1024) ** power
-            if value % unit == 0:
-                return f"{int(value / unit)}{suffix}"
-        return str(int(value))
-    if value == value.to_integral_value():
-        return str(int(value))
-    return f"{int(value * 1000)}m"
-
-
 def onprem_share(team: Team) -> dict[str, str]:
     """The team's on-prem nominal quota: its quota minus its cloud cap."""
     q, c = team.quota, team.cloud
     return {
-        "cpu": _format(parse_quantity(q.cpu) - parse_quantity(c.cpu), binary=False),
-        "memory": _format(parse_quantity(q.memory) - parse_quantity(c.memory), binary=True),
+        "cpu": format_quantity(parse_quantity(q.cpu) - parse_quantity(c.cpu), binary=False),
+        "memory": format_quantity(parse_quantity(q.memory) - parse_quantity(c.memory), binary=True),
         taxonomy.GPU_RESOURCE: str(q.gpu - c.gpu),
     }
 
