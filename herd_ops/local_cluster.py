@@ -64,8 +64,12 @@ ALICE_TEAM = "vision"
 DEFAULT_PORT = 16443
 SIMULATED_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
 STAND_IN_LABEL = {"herd.dev/stand-in": "nfs"}
-# The components up starts, in order; each one's ports are base + offset.
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue")
+# The components up starts, in order; each one's ports are base + offset. The real node's (containerd, the
+# kubelet) only where it runs.
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue")
+PROCESSES = (*CONTROL_PLANE, "containerd", "kubelet")
+# The example site's server that runs as a real node (the first CPU server of the inventory); the rest stay KWOK's.
+REAL_NODE_GROUP = "cpu_nodes"
 
 
 class LocalClusterError(Exception):
@@ -110,6 +114,7 @@ class Ports:
             "kube-controller-manager": [b + 3],
             "kube-scheduler": [b + 4],
             "kueue": [b + 5, b + 6, b + 7, b + 10],  # webhooks, metrics, health, visibility API
+            "kubelet": [b + 8, b + 9],  # API, health
         }
 
     @property
@@ -165,9 +170,12 @@ def plan_objects(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return sorted(plan.kubernetes_objects(), key=_rank)
 
 
-def node_objects(version: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def node_objects(
+    version: str, values: dict[str, Any] | None = None, *, real: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """A Node per host of the example inventory and one per burst pool of the stack, with the labels and taints
-    the playbooks and infra give them, the capacity of :data:`SIMULATED_HARDWARE`, managed by KWOK."""
+    the playbooks and infra give them, the capacity of :data:`SIMULATED_HARDWARE`, managed by KWOK; none for the
+    hosts named in ``real`` (a real kubelet registers those)."""
     from herd_ops.site import cloud_node_classes, on_prem_node_classes
     from ml_jobs import taxonomy
 
@@ -179,6 +187,8 @@ def node_objects(version: str, values: dict[str, Any] | None = None) -> list[dic
         pool = c.labels[taxonomy.LABELS["pool"].key]
         hw = SIMULATED_HARDWARE[pool]
         name = c.host if not c.name.startswith("pool/") else f"{c.host}-1"
+        if name in real:
+            continue
         labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
         labels.update(c.labels)
         capacity = {"cpu": hw.cpu, "memory": hw.memory, "pods": "110", "ephemeral-storage": "500Gi"}
@@ -368,12 +378,16 @@ class LocalCluster:
         bin_dir: Path | None = None,
         *,
         team_queues: bool = False,
+        real_node: bool = False,
     ) -> None:
         self.directory = directory.resolve()
         # Kueue always runs, with the stack's flavors and ClusterQueues; the teams' LocalQueues only when asked:
         # with one, every sweep in the namespace waits in Kueue (tests/ml_jobs/cluster/test_queues.py makes its
         # own), without, the namespace runs as a cluster without Kueue.
         self.team_queues = team_queues
+        # The example site's first CPU server as a real node (kubelet, containerd, runc; herd_ops.real_node)
+        # where this machine can run one; without, every server is a KWOK node.
+        self.real_node = real_node
         self.ports = Ports(base_port)
         self._bin = bin_dir
         self.admin_kubeconfig = self.directory / "admin.kubeconfig"
@@ -389,6 +403,15 @@ class LocalCluster:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """What ``up`` starts, in order."""
+        return PROCESSES if self.real_node else CONTROL_PLANE
+
+    @property
+    def node_directory(self) -> Path:
+        return self.directory / "node"
 
     def _pid_file(self, name: str) -> Path:
         return self.directory / "pids" / f"{name}.pid"
@@ -416,11 +439,17 @@ class LocalCluster:
                 f"a local cluster is already running from {self.directory} ({name} pid {pid}); "
                 "run `scripts/local-cluster.sh down` first"
             )
-        for binary in PROCESSES:
+        if self.real_node:
+            from herd_ops.real_node import unavailable
+
+            if reason := unavailable(self.bin):
+                log(f"no real node: {reason}; every server of the example site is a KWOK node")
+                self.real_node = False
+        for binary in self.processes:
             if not (self.bin / binary).exists():
                 raise LocalClusterError(f"{binary} not found in {self.bin}: build it with scripts/components.sh")
         for name, ports in self.ports.by_process.items():
-            for port in ports:
+            for port in ports if name in self.processes else ():
                 if _port_taken(port):
                     raise LocalClusterError(
                         f"port {port} on 127.0.0.1 ({name}) is taken: stop what holds it, or choose other ports "
@@ -454,6 +483,9 @@ class LocalCluster:
         self._spawn("kube-scheduler", self._scheduler_args(pki))
         self._spawn("kwok", self._kwok_args())
         self._start_kueue(pki)
+        real = []
+        if self.real_node:
+            real.append(self._start_real_node(cfg, pki, log))
 
         version = self.version()
         objects = [o for o in plan_objects(values) if self.team_queues or o["kind"] != "LocalQueue"]
@@ -461,8 +493,9 @@ class LocalCluster:
         # controller's next resync (15 s) to bind.
         self.apply(stand_in_volumes(objects, self.directory / "volumes"))
         self.apply(objects)
-        self.kubectl("create", "-f", "-", stdin=_as_list(node_objects(version, values)))
-        self._wait_until_usable(objects)
+        simulated = node_objects(version, values, real=real)
+        self.kubectl("create", "-f", "-", stdin=_as_list(simulated))
+        self._wait_until_usable(objects, [n["metadata"]["name"] for n in simulated] + real)
         log(f"local cluster {version} up in {time.monotonic() - started:.0f} s at {self.server}")
 
     def _certificates(self, cfg: Any) -> dict[str, tuple[Path, Path]]:
@@ -498,6 +531,8 @@ class LocalCluster:
             # The aggregator's client certificate, from a CA of its own as kubeadm makes it: the API server and
             # Kueue believe the X-Remote-* headers of this client only.
             "front-proxy-client": _front_proxy_client(self.directory / "pki" / "front-proxy"),
+            # The real node's kubelet: the identity the Node authorizer and NodeRestriction know.
+            "node": pki.sign("node", f"/O=system:nodes/CN=system:node:{real_node_class().host}", "clientAuth"),
             "sa": pki.service_account_keys(),
         }
         write_kubeconfig(self.admin_kubeconfig, self.server, pki.ca, certs["admin"], "admin")
@@ -557,6 +592,8 @@ class LocalCluster:
             "--enable-admission-plugins=NodeRestriction,PodSecurity,ResourceQuota,LimitRanger,Priority",
             "--enable-bootstrap-token-auth=true",
             "--allow-privileged=true",
+            # As kubeadm sets it: reach kubelets (logs, exec) at their node address, not a host name.
+            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
             "--profiling=false",
         ]
 
@@ -672,6 +709,29 @@ class LocalCluster:
         name = api_service["metadata"]["name"]
         self.kubectl("wait", "--for=condition=Available", "--timeout=60s", f"apiservice/{name}")
 
+    # -------------------------------------------------------------- the real node
+    def _node(self) -> Any:
+        from herd_ops.real_node import RealNode
+
+        c = real_node_class()
+        return RealNode(self.node_directory, self.ports.base, self.bin, c.host, c.labels, c.taints)
+
+    def _start_real_node(self, cfg: Any, pki: dict[str, tuple[Path, Path]], log: Any) -> str:
+        """containerd in the node's mount namespace, herd's images imported, then the kubelet: it registers the
+        Node itself. The Node's name."""
+        started = time.monotonic()
+        node = self._node()
+        node.pod_cidr = cfg.pod_cidr
+        node.prepare(self.directory / "pki" / "ca.crt", pki["node"], self.server)
+        self._spawn("containerd", node.containerd_args(), wrap=node.wrap())
+        pid = int(self._pid_file("containerd").read_text())
+        node.wait_for_containerd(lambda: _alive(pid, "containerd"))
+        imported = node.import_images(log)
+        self._spawn("kubelet", node.kubelet_args(), wrap=node.wrap())
+        log(f"real node {node.name}: containerd and kubelet started, {len(imported)} images imported "
+            f"in {time.monotonic() - started:.0f} s")  # fmt: skip
+        return node.name
+
     def _spawn(self, name: str, args: list[str], wrap: list[str] | None = None) -> None:
         """Start ``name`` (through ``wrap``, a command that ends by exec'ing it, so the pid stays its own)."""
         log = (self.directory / "logs" / f"{name}.log").open("ab")
@@ -715,9 +775,12 @@ class LocalCluster:
                 raise LocalClusterError(f"{name} did not answer {url} within {timeout:.0f} s")
             time.sleep(0.3)
 
-    def _wait_until_usable(self, objects: list[dict[str, Any]], timeout: float = 120.0) -> None:
-        """Until every simulated node is Ready, every team namespace has its default ServiceAccount (which pods
-        need, and the controller manager creates) and every results claim is bound to its stand-in volume."""
+    def _wait_until_usable(
+        self, objects: list[dict[str, Any]], node_names: list[str], timeout: float = 120.0
+    ) -> None:
+        """Until every node (simulated or real) is registered and Ready, every team namespace has its default
+        ServiceAccount (which pods need, and the controller manager creates) and every results claim is bound to
+        its stand-in volume."""
         namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
         deadline = time.monotonic() + timeout
         while True:
@@ -733,9 +796,10 @@ class LocalCluster:
             }
             claims = json.loads(self.kubectl("get", "persistentvolumeclaims", "-A", "-o", "json"))["items"]
             bound = all(c.get("status", {}).get("phase") == "Bound" for c in claims)
-            if nodes and ready and set(namespaces) <= accounts and bound:
+            registered = {n["metadata"]["name"] for n in nodes} >= set(node_names)
+            if registered and ready and set(namespaces) <= accounts and bound:
                 return
-            for name in PROCESSES:
+            for name in self.processes:
                 if name not in self.running():
                     raise LocalClusterError(self._died(name))
             if time.monotonic() > deadline:
@@ -782,7 +846,10 @@ class LocalCluster:
 
     def _stop(self, timeout: float = 20.0) -> list[str]:
         stopped = []
+        node = self._node_to_tear_down()
         for name in reversed(PROCESSES):
+            if name == "containerd" and node is not None:
+                node.stop_workloads()  # what containerd leaves running when it stops: shims and containers
             f = self._pid_file(name)
             if not f.exists():
                 continue
@@ -797,11 +864,25 @@ class LocalCluster:
                 if _alive(pid, name):
                     os.kill(pid, signal.SIGKILL)
                 stopped.append(name)
+        if node is not None:
+            node.teardown()
         return stopped
+
+    def _node_to_tear_down(self) -> Any:
+        """The real node of the cluster in ``directory`` if it had one (also for a ``down`` in another process)."""
+        from herd_ops.real_node import RealNode
+
+        if not self.node_directory.is_dir():
+            return None
+        ports = self.directory / "ports"
+        base = int(ports.read_text()) if ports.exists() else self.ports.base
+        return RealNode(self.node_directory, base, self._bin or Path(), name="", labels={})
 
     def _remove_state(self) -> None:
         import shutil
 
+        if (node := self._node_to_tear_down()) is not None:
+            node.teardown()  # a node left by a crashed run: its mounts, bridge and cgroups first
         shutil.rmtree(self.directory)
 
 
@@ -834,6 +915,13 @@ def kueue_webhooks(manifests: Path, ports: Ports, pki: dict[str, tuple[Path, Pat
         doc["webhooks"] = hooks
         out.append(doc)
     return out
+
+
+def real_node_class() -> Any:
+    """The example site's server that runs as the real node: the first of the inventory's CPU servers."""
+    from herd_ops.site import on_prem_node_classes
+
+    return next(c for c in on_prem_node_classes(EXAMPLE_INVENTORY) if c.name.startswith(f"{REAL_NODE_GROUP}/"))
 
 
 def _front_proxy_client(directory: Path) -> tuple[Path, Path]:
@@ -908,7 +996,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # HERD_LOCAL_CLUSTER_TEAM_QUEUES=1: the teams' LocalQueues too, so ml-jobs sweeps wait in Kueue.
     queues = os.environ.get("HERD_LOCAL_CLUSTER_TEAM_QUEUES") == "1"
-    cluster = LocalCluster(default_directory(), base, team_queues=queues)
+    # HERD_LOCAL_CLUSTER_REAL_NODE=0: KWOK nodes only, no kubelet.
+    real = os.environ.get("HERD_LOCAL_CLUSTER_REAL_NODE", "1") != "0"
+    cluster = LocalCluster(default_directory(), base, team_queues=queues, real_node=real)
     try:
         if args[0] == "up":
             cluster.up()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops.local_cluster import LocalCluster, _alive
+from herd_ops.local_cluster import CONTROL_PLANE, LocalCluster, _alive
+from herd_ops.real_node import RealNode, unavailable
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "local-cluster.sh"
@@ -131,7 +132,8 @@ def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
     assert f"admin:  {tmp_path / 'c' / 'admin.kubeconfig'}" in up.stdout
     assert f"alice:  {tmp_path / 'c' / 'alice.kubeconfig'}  (team vision)" in up.stdout
     pids = LocalCluster(tmp_path / "c", base, real_control_plane.bin).running()
-    assert len(pids) == 6
+    real_node = unavailable(real_control_plane.bin) is None
+    assert len(pids) == (8 if real_node else 6), pids
     # alice's kubeconfig works and holds her team's namespace; she may not read nodes
     kubectl = [str(real_control_plane.bin / "kubectl"), f"--kubeconfig={tmp_path / 'c' / 'alice.kubeconfig'}"]
     assert subprocess.run([*kubectl, "get", "jobs"], capture_output=True, check=False).returncode == 0
@@ -140,7 +142,41 @@ def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
 
     down = _run(env, "down")
 
-    assert down.returncode == 0 and down.stdout.startswith("stopped kueue, kwok, kube-scheduler"), down
+    first = "stopped kubelet, containerd, kueue, kwok" if real_node else "stopped kueue, kwok, kube-scheduler"
+    assert down.returncode == 0 and down.stdout.startswith(first), down
     assert not (tmp_path / "c").exists()
     assert not any(_alive(pid, name) for name, pid in pids.items())  # gone (a zombie has no command line)
     assert _run(env, "status").returncode == 1
+    if real_node:  # nothing of the real node is left on the machine: mounts, bridge, cgroups, sockets
+        node = RealNode(tmp_path / "c" / "node", base, real_control_plane.bin, name="cpu-01", labels={})
+        assert str(tmp_path / "c") not in Path("/proc/self/mountinfo").read_text()
+        assert not Path(f"/sys/class/net/{node.bridge}").exists()
+        assert not any((h / node.cgroup_name).exists() for h in Path("/sys/fs/cgroup").iterdir())
+        assert not node.runtime_dir.exists()
+        assert not node._shim_pids()
+
+
+@pytest.mark.real_cluster
+def test_without_what_a_real_node_needs_up_says_so_in_one_line_and_goes_on(
+    real_control_plane: LocalCluster, tmp_path: Path
+) -> None:
+    from tests.conftest import _free_base_port
+
+    no_kubelet = tmp_path / "bin"
+    no_kubelet.mkdir()
+    for binary in real_control_plane.bin.iterdir():
+        if binary.name != "kubelet":
+            (no_kubelet / binary.name).symlink_to(binary.resolve())
+    base = _free_base_port()
+    env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_LOCAL_CLUSTER_PORT": str(base),
+           "HERD_COMPONENTS_BIN": str(no_kubelet)}  # fmt: skip
+    try:
+        up = _run(env, "up")
+        assert up.returncode == 0, up.stderr
+        reason = "not root (the kubelet and containerd need root)" if os.geteuid() else (
+            f"kubelet not found in {no_kubelet}: build them with scripts/components.sh")  # fmt: skip
+        said = f"no real node: {reason}; every server of the example site is a KWOK node"
+        assert up.stdout.splitlines()[0] == said
+        assert set(LocalCluster(tmp_path / "c", base, no_kubelet).running()) == set(CONTROL_PLANE)
+    finally:
+        _run(env, "down")
