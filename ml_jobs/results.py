@@ -165,7 +165,8 @@ def results_rows(
     """The ranked table as plain cells: (columns, [(state, cells), ...] best first).
 
     Columns: rank, run, state (when ``states`` is given), each parameter, the objective, up to ``max_metrics``
-    other metrics (alphabetical). Runs without the objective's metric come last, unranked.
+    other metrics (alphabetical; ``<name> (metric)`` where a parameter has the name). Runs without the objective's
+    metric come last, unranked.
     """
     from ml_jobs._tables import Column
 
@@ -185,7 +186,8 @@ def results_rows(
     columns += [Column(name, right=True) for name in param_names]
     if objective is not None:
         columns.append(Column(_objective_header(objective), right=True))
-    columns += [Column(name, right=True) for name in others]
+    # A metric named like a parameter (a script reporting the epochs it ran) gets a header of its own.
+    columns += [Column(f"{name} (metric)" if name in param_names else name, right=True) for name in others]
 
     rows = []
     for position, r in enumerate(shown, start=1):

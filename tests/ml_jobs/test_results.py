@@ -75,3 +75,12 @@ def test_table_shows_rank_params_objective_and_states(tmp_path):
     ]
     header = [cell.strip() for cell in text.splitlines()[2].split("┃")[1:-1]]
     assert header == ["#", "run", "state", "lr", "depth", "acc ↑", "loss"]
+
+
+def test_a_metric_named_like_a_parameter_has_a_header_of_its_own(tmp_path):
+    write_run(tmp_path, 0, {"epochs": 30, "hidden": 32}, {"val_accuracy": 0.95, "epochs": 30})
+    table = results_table(read_results(tmp_path, "exp"), Objective(metric="val_accuracy"), title="exp")
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(table)
+    header = [cell.strip() for cell in console.export_text().splitlines()[2].split("┃")[1:-1]]
+    assert header == ["#", "run", "epochs", "hidden", "val_accuracy ↑", "epochs (metric)"]
