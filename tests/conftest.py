@@ -76,17 +76,25 @@ def _free_base_port(span: int = 11) -> int:
     raise RuntimeError("no free ports on 127.0.0.1")
 
 
-@pytest.fixture(scope="session")
-def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """The local real cluster, started once per session (``scripts/local-cluster.sh up`` does the same)."""
-    from herd_ops.local_cluster import LocalCluster, LocalClusterError, components_dir
+def built_components(what: str) -> Path:
+    """The built components' directory; skips the test where they are not built (``what`` says what it needed),
+    and fails it under CI, which must build them (scripts/test.sh does)."""
+    from herd_ops.local_cluster import LocalClusterError, components_dir
 
     try:
-        bin_dir = components_dir()
+        return components_dir()
     except LocalClusterError as e:
         if os.environ.get("CI"):
             pytest.fail(f"CI must build the components first (scripts/test.sh does): {e}")
-        pytest.skip(f"the real control plane is not built here: {e}")
+        pytest.skip(f"{what} is not built here: {e}")
+
+
+@pytest.fixture(scope="session")
+def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The local real cluster, started once per session (``scripts/local-cluster.sh up`` does the same)."""
+    from herd_ops.local_cluster import LocalCluster
+
+    bin_dir = built_components("the real control plane")
     cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), _free_base_port(), bin_dir)
     cluster.up(log=lambda _m: None)
     try:

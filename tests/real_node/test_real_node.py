@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from ml_jobs import _labels as labels
-from tests.conftest import _free_base_port
+from tests.conftest import _free_base_port, built_components
 
 pytestmark = [pytest.mark.real_cluster, pytest.mark.slow]
 
@@ -83,15 +83,10 @@ class RealNodeCluster:
 @pytest.fixture(scope="module")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeCluster]:
     from herd_ops import images
-    from herd_ops.local_cluster import LocalCluster, LocalClusterError, components_dir
+    from herd_ops.local_cluster import LocalCluster
     from herd_ops.real_node import unavailable
 
-    try:
-        bin_dir = components_dir()
-    except LocalClusterError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the components first (scripts/test.sh does): {e}")
-        pytest.skip(f"the real node's components are not built here: {e}")
+    bin_dir = built_components("the real node")
     if reason := unavailable(bin_dir):
         pytest.skip(f"this machine cannot run a real node: {reason}")
     if missing := [i.reference for i in images.images() if not i.built]:
