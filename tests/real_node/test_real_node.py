@@ -282,3 +282,13 @@ def test_real_exits_a_retry_resumes_from_the_same_checkpoint_a_final_code_fails_
     assert by_run["run-00000"].split()[1:3] == ["succeeded", "2"], text
     assert by_run["run-00001"].split()[1:3] == ["failed", "1"], text
     assert " 2 " in by_run["run-00001"], text  # its exit code
+
+
+def test_an_image_that_cannot_be_pulled_is_why_the_run_is_pending(node_cluster: RealNodeCluster) -> None:
+    nc = node_cluster
+    typo = "registry.example.com/herd/digitz:0.1.0"  # no such image here, and no registry reachable
+    nc.ml_jobs("submit", str(nc.spec("typo", image=typo, sweep={"grid": {"n": [1]}})))
+    text = nc.wait("typo", lambda t: "cannot be pulled" in t, timeout=120)
+    assert f"1 run image {typo} cannot be pulled (" in text, text
+    assert "run-00000  pending" in text, text
+    nc.ml_jobs("cancel", "typo", "--yes")
