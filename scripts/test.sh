@@ -19,7 +19,7 @@ if [ -x tests/playbooks/hosts/build-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
     tests/playbooks/hosts/build-rootfs.sh
 fi
 
-echo "== Kubernetes components (etcd, control plane, kubectl, kubelet, kubeadm, KWOK, Kueue, containerd, CNI) from Go modules"
+echo "== Kubernetes components (etcd, control plane, kubectl, kubelet, kubeadm, KWOK, Kueue, containerd, runc, CNI) from Go modules"
 # Built once into /var/cache/herd/components, keyed by version and module sums; reused afterwards. The cluster
 # tests run against them (tests/conftest.py starts the local real cluster).
 if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
