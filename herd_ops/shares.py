@@ -102,9 +102,12 @@ def _onprem(flavor: dict[str, Any]) -> bool:
 def check(
     flavors: list[dict[str, Any]], cluster_queues: list[dict[str, Any]], nodes: list[dict[str, Any]]
 ) -> list[Fit]:
-    """Per on-prem flavor and resource that some team has a share of: the shares against the servers."""
+    """Per on-prem flavor and resource that some team has a share of (ClusterQueues being deleted left out): the
+    shares against the servers."""
     shares: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
     for cq in cluster_queues:
+        if cq["metadata"].get("deletionTimestamp"):  # being deleted: Kueue admits nothing more to it
+            continue
         team = cq["metadata"]["name"]
         for group in (cq.get("spec") or {}).get("resourceGroups") or []:
             for fq in group.get("flavors") or []:

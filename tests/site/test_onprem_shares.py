@@ -72,6 +72,15 @@ def test_the_example_sites_shares_fit_its_servers(example) -> None:
     ]
 
 
+def test_a_cluster_queue_being_deleted_holds_no_share(example) -> None:
+    flavors, cqs = _objects(_bigger_nlp(example))
+    nlp = next(cq for cq in cqs if cq["metadata"]["name"] == "nlp")
+    nlp["metadata"]["deletionTimestamp"] = "2026-12-01T12:00:00Z"  # Kueue's finalizer holds it while in use
+    assert [str(f) for f in check(flavors, cqs, _nodes()) if f.resource == GPU] == [
+        "onprem-gpu nvidia.com/gpu: the teams' shares 6 (vision 6) fit in 12 (gpu-01, gpu-02, gpu-03)"
+    ]
+
+
 def _bigger_nlp(example: dict[str, Any]) -> dict[str, Any]:
     values = copy.deepcopy(example)
     nlp = next(t for t in values["herd:teams"] if t["name"] == "nlp")
