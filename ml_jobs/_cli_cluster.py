@@ -138,7 +138,7 @@ def _status_head(status: SweepStatus) -> list[Any]:
     head = Text.from_markup(
         f"[bold]{status.experiment}[/] revision {status.revision} · Job {status.job}"
         f" · namespace {status.namespace} · {status.job_state}\n"
-        f"{len(status.runs)} runs: {_counts_text(status.counts)}"
+        f"{len(status.runs)} run{'' if len(status.runs) == 1 else 's'}: {_counts_text(status.counts)}"
     )
     parts: list[Any] = [head]
     if status.queue is not None and [c.text for c in status.causes] != [status.queue.line]:  # said once

@@ -187,3 +187,7 @@ def test_results_of_10000_runs_on_a_terminal_are_the_best_20(capsys, monkeypatch
     text = ANSI.sub("", capsys.readouterr().out)
     assert len(re.findall(r"run-\d{5}", text)) == _cli_cluster.RESULTS_ROWS
     assert "best 20 of 10000 runs" in text and "--limit N for more, --all for all 10,000" in text
+
+
+def test_status_of_one_run_says_run(capsys):
+    assert printed(status_of(1), False, capsys).splitlines()[1] == "1 run: 1 running"
