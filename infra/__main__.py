@@ -22,7 +22,7 @@ from infra.addons.autoscaler import ClusterAutoscaler  # noqa: E402
 from infra.addons.cni import cni_for  # noqa: E402
 from infra.addons.gpu import NvidiaDevicePlugin  # noqa: E402
 from infra.addons.priority import PriorityClasses  # noqa: E402
-from infra.addons.queues import KueueQueues  # noqa: E402
+from infra.addons.queues import KueueQueues, admissible  # noqa: E402
 from infra.addons.storage import NfsStorage  # noqa: E402
 from infra.addons.system import SYSTEM_NAMESPACE, system_namespace  # noqa: E402
 from infra.addons.team_policy import TeamStoragePolicy  # noqa: E402
@@ -62,6 +62,8 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
                 team,
                 storage_class=storage.storage_class,
                 storage_policy=policy.bindings,
+                # Kueue runs wherever there are teams (below): their quotas hold all it may admit to them.
+                admissible=admissible(cfg, team),
                 opts=after_cni,
             )
             for team in cfg.teams

@@ -10,12 +10,15 @@
   cap holds.
 - Per team namespace a LocalQueue pointing to the team's ClusterQueue.
 
-The namespace's ResourceQuota stays the team's hard total: Kueue decides where and when, the quota how much at
-most.
+Kueue does not see the namespace's ResourceQuota, so where Kueue runs the quota must hold all that Kueue may admit
+to the team (:func:`admissible`: its quota and the other teams' on-prem shares it may borrow); otherwise Kueue
+admits pods the quota refuses and holds the borrowed quota for them. Kueue is the limiter; the ResourceQuota is the
+backstop for Jobs that bypass the queue.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pulumi
@@ -36,11 +39,13 @@ __all__ = [
     "ONPREM_GPU_FLAVOR",
     "RESOURCES",
     "KueueQueues",
+    "admissible",
     "cloud_flavors",
     "cluster_queue_spec",
     "flavors",
     "kueue_values",
     "manager_config",
+    "onprem_share",
 ]
 
 KUEUE_NAMESPACE = "kueue-system"
@@ -115,14 +120,44 @@ def flavors(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ queues
+def _format(amounts: dict[str, Decimal]) -> dict[str, str]:
+    return {
+        "cpu": format_quantity(amounts["cpu"], binary=False),
+        "memory": format_quantity(amounts["memory"], binary=True),
+        taxonomy.GPU_RESOURCE: str(int(amounts[taxonomy.GPU_RESOURCE])),
+    }
+
+
+def _total(team: Team) -> dict[str, Decimal]:
+    q = team.quota
+    return {
+        "cpu": parse_quantity(q.cpu),
+        "memory": parse_quantity(q.memory),
+        taxonomy.GPU_RESOURCE: Decimal(q.gpu),
+    }
+
+
+def _onprem(team: Team) -> dict[str, Decimal]:
+    c = team.cloud
+    cap = {"cpu": parse_quantity(c.cpu), "memory": parse_quantity(c.memory), taxonomy.GPU_RESOURCE: Decimal(c.gpu)}
+    return {name: amount - cap[name] for name, amount in _total(team).items()}
+
+
 def onprem_share(team: Team) -> dict[str, str]:
     """The team's on-prem nominal quota: its quota minus its cloud cap."""
-    q, c = team.quota, team.cloud
-    return {
-        "cpu": format_quantity(parse_quantity(q.cpu) - parse_quantity(c.cpu), binary=False),
-        "memory": format_quantity(parse_quantity(q.memory) - parse_quantity(c.memory), binary=True),
-        taxonomy.GPU_RESOURCE: str(q.gpu - c.gpu),
-    }
+    return _format(_onprem(team))
+
+
+def admissible(cfg: StackConfig, team: Team) -> dict[str, str]:
+    """The most Kueue may admit to the team, per resource: its quota (on-prem share and cloud cap) and what it may
+    borrow on-prem, every other team's on-prem share (all lent while idle). What the namespace's ResourceQuota
+    must allow where Kueue runs."""
+    out = _total(team)
+    for other in cfg.teams:
+        if other.name != team.name:
+            for name, amount in _onprem(other).items():
+                out[name] += amount
+    return _format(out)
 
 
 def cloud_cap(team: Team) -> dict[str, str]:

@@ -1,11 +1,14 @@
-"""Team namespaces: where engineers submit runs. Each gets Pod Security labels, a ResourceQuota (the team's share),
-a LimitRange (default and maximum per container, so one run cannot take a whole server), the ``herd-submitter``
-Role bound to the team's groups, and the team's ReadWriteMany results claim on the NAS. The Role's rules are
+"""Team namespaces: where engineers submit runs. Each gets Pod Security labels, a ResourceQuota (the team's quota;
+where Kueue runs, all Kueue may admit to the team: ``infra.addons.queues.admissible``), a LimitRange (default and
+maximum per container, so one run cannot take a whole server), the ``herd-submitter`` Role bound to the team's
+groups, and the team's ReadWriteMany results claim on the NAS. The Role's rules are
 ``ml_jobs.rbac.SUBMITTER_RULES``: what ``ml-jobs`` sends in a team namespace, defined beside the code that sends
 it. The submitters are bound only once the storage policies (infra/addons/team_policy.py) guard the namespace.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,7 +17,14 @@ from infra.config import StackConfig, Team
 from ml_jobs import taxonomy
 from ml_jobs.rbac import SUBMITTER_ROLE, SUBMITTER_RULES
 
-__all__ = ["SUBMITTER_ROLE", "SUBMITTER_RULES", "TEAM_LABEL", "TeamNamespace", "pod_security_labels"]
+__all__ = [
+    "SUBMITTER_ROLE",
+    "SUBMITTER_RULES",
+    "TEAM_LABEL",
+    "TeamNamespace",
+    "pod_security_labels",
+    "quota_hard",
+]
 
 _MANAGED = {"app.kubernetes.io/managed-by": "herd"}
 # Which team a namespace is (its ClusterQueue admits workloads only from namespaces with this label).
@@ -34,6 +44,9 @@ def pod_security_labels(enforce: str) -> dict[str, str]:
 class TeamNamespace(pulumi.ComponentResource):
     """One team's namespace and everything in it.
 
+    ``admissible`` is what Kueue may admit to the team where Kueue runs (``infra.addons.queues.admissible``): the
+    ResourceQuota's totals then. None without Kueue: the totals are the team's quota.
+
     Attributes:
         namespace: the Namespace.
         results_claim: the team's results PersistentVolumeClaim (protected: `pulumi destroy` refuses it).
@@ -47,6 +60,7 @@ class TeamNamespace(pulumi.ComponentResource):
         *,
         storage_class: pulumi.Resource,
         storage_policy: list[pulumi.Resource],
+        admissible: Mapping[str, str] | None,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("herd:addons:TeamNamespace", name, None, opts)
@@ -59,7 +73,7 @@ class TeamNamespace(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        _quota(name, team, labels, in_ns)
+        _quota(name, team, labels, admissible, in_ns)
         _limits(name, team, labels, in_ns)
         # No one submits before the storage policies keep them to the team's own results.
         _submitters(self, name, team, labels, in_ns, wait_for=storage_policy)
@@ -77,21 +91,35 @@ def _meta(team: Team, name: str, labels: dict[str, str]) -> k8s.meta.v1.ObjectMe
     return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=team.name, labels=labels)
 
 
-def _quota(name: str, team: Team, labels: dict[str, str], opts: pulumi.ResourceOptions) -> None:
-    """The team's totals: CPU and memory requests, memory limits, GPUs, pods."""
+def quota_hard(team: Team, admissible: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ResourceQuota's hard totals: CPU and memory requests, memory limits, GPUs (what Kueue may admit where it
+    runs, ``admissible``; the team's quota without Kueue), pods (the team's).
+
+    Kueue does not see the ResourceQuota: were the quota less than Kueue may admit (a team borrowing idle on-prem
+    quota past its own total), the pods past it would be refused while Kueue holds the borrowed quota for them.
+    """
     q = team.quota
+    totals = admissible or {"cpu": q.cpu, "memory": q.memory, taxonomy.GPU_RESOURCE: str(q.gpu)}
+    return {
+        "requests.cpu": totals["cpu"],
+        "requests.memory": totals["memory"],
+        "limits.memory": totals["memory"],
+        f"requests.{taxonomy.GPU_RESOURCE}": totals[taxonomy.GPU_RESOURCE],
+        "pods": str(q.pods),
+    }
+
+
+def _quota(
+    name: str,
+    team: Team,
+    labels: dict[str, str],
+    admissible: Mapping[str, str] | None,
+    opts: pulumi.ResourceOptions,
+) -> None:
     k8s.core.v1.ResourceQuota(
         f"{name}-quota",
         metadata=_meta(team, "herd-team-quota", labels),
-        spec=k8s.core.v1.ResourceQuotaSpecArgs(
-            hard={
-                "requests.cpu": q.cpu,
-                "requests.memory": q.memory,
-                "limits.memory": q.memory,
-                f"requests.{taxonomy.GPU_RESOURCE}": str(q.gpu),
-                "pods": str(q.pods),
-            }
-        ),
+        spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(team, admissible)),
         opts=opts,
     )
 

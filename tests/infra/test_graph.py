@@ -275,7 +275,7 @@ def test_results_storage(example_plan, example_values):
 
 def test_teams_get_quota_limits_and_a_submitter_binding(example_plan):
     quota = example_plan.one("kubernetes:core/v1:ResourceQuota", "team-vision-quota").inputs["spec"]["hard"]
-    assert quota["requests.nvidia.com/gpu"] == "8"
+    assert quota["requests.nvidia.com/gpu"] == "11"  # its 8 and nlp's on-prem 3 Kueue may lend it (test_queues.py)
     limits = example_plan.one("kubernetes:core/v1:LimitRange", "team-nlp-limits").inputs["spec"]["limits"][0]
     assert limits["max"] == {"cpu": "32", "memory": "128Gi"}
     binding = example_plan.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "team-vision-submitters")

@@ -101,6 +101,65 @@ def test_each_team_queues_on_prem_first_then_cloud_capped(example_plan):
     assert cqs["nlp"]["spec"]["namespaceSelector"] == {"matchLabels": {"herd.dev/team": "nlp"}}
 
 
+def _quotas(plan):
+    return {o["metadata"]["namespace"]: o["spec"]["hard"] for o in plan.kubernetes_objects("ResourceQuota")}
+
+
+def test_each_team_quota_holds_all_kueue_may_admit_to_the_team(example_plan):
+    # GIVEN vision (quota 64 CPUs, 256Gi, 8 GPUs; on-prem share 32, 128Gi, 6) and nlp (quota 64, 256Gi, 4 GPUs;
+    # share 48, 192Gi, 3) in one cohort
+    quotas = _quotas(example_plan)
+    # THEN each namespace's ResourceQuota is the team's quota plus the other team's on-prem share it may borrow, so
+    # Kueue, not the quota, is what limits a borrowing team (pods stay the team's)
+    assert quotas == {
+        "vision": {
+            "requests.cpu": "112",
+            "requests.memory": "448Gi",
+            "limits.memory": "448Gi",
+            f"requests.{GPU}": "11",
+            "pods": "200",
+        },
+        "nlp": {
+            "requests.cpu": "96",
+            "requests.memory": "384Gi",
+            "limits.memory": "384Gi",
+            f"requests.{GPU}": "10",
+            "pods": "200",
+        },
+    }
+
+
+def test_the_quota_and_the_queues_agree_on_what_a_team_may_borrow(example_plan):
+    # The GPUs a team may hold: its own nominal quota in every flavor, and what the other queues lend on-prem (an
+    # entry without lendingLimit lends all of it); the ResourceQuota must allow exactly that.
+    cqs = _objects(example_plan, "ClusterQueue")
+    quotas = _quotas(example_plan)
+
+    def gpus(name, *, lent_only=False):
+        return sum(
+            int(r[GPU]["nominalQuota"])
+            for _, r in _flavor_quotas(cqs[name])
+            if not (lent_only and r[GPU].get("lendingLimit") == "0")
+        )
+
+    for team in cqs:
+        lent = sum(gpus(other, lent_only=True) for other in cqs if other != team)
+        assert int(quotas[team][f"requests.{GPU}"]) == gpus(team) + lent, team
+
+
+def test_without_kueue_the_quota_is_the_teams(example_values):
+    from infra.addons.teams import quota_hard
+
+    vision = config.load(example_values).teams[0]
+    assert quota_hard(vision) == {
+        "requests.cpu": "64",
+        "requests.memory": "256Gi",
+        "limits.memory": "256Gi",
+        f"requests.{GPU}": "8",
+        "pods": "200",
+    }
+
+
 def test_a_local_queue_in_each_team_namespace(example_plan):
     lqs = example_plan.kubernetes_objects("LocalQueue")
     assert {(o["metadata"]["namespace"], o["metadata"]["name"], o["spec"]["clusterQueue"]) for o in lqs} == {

@@ -24,11 +24,15 @@ import pytest
 
 from herd_ops.local_cluster import (
     ALICE_TEAM,
+    EXAMPLE_STACK,
     LocalCluster,
     plan_objects,
     stand_in_volumes,
     write_kubeconfig,
 )
+from infra import config
+from infra.addons.teams import quota_hard
+from infra.plan import load_stack_file
 from ml_jobs.spec import Experiment
 from tests.conftest import Admin
 from tests.ml_jobs.cluster.faults import FaultProxy, Logged
@@ -200,6 +204,12 @@ def team_objects(real_control_plane: LocalCluster) -> list[dict[str, Any]]:
         and o["kind"] != "LocalQueue"
     ]
     assert {o["kind"] for o in objects} >= {"Namespace", "ResourceQuota", "LimitRange", "Role", "RoleBinding"}
+    # ... and so its ResourceQuota is the one infra gives a team without Kueue: the team's quota (with Kueue it
+    # also holds what the team may borrow; test_queues.py sets that for its own teams).
+    team = next(t for t in config.load(load_stack_file(EXAMPLE_STACK)).teams if t.name == ALICE_TEAM)
+    for o in objects:
+        if o["kind"] == "ResourceQuota":
+            o["spec"]["hard"] = quota_hard(team)
     return objects
 
 

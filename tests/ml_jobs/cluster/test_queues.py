@@ -21,6 +21,7 @@ import pytest
 from herd_ops.local_cluster import EXAMPLE_STACK
 from infra import config
 from infra.addons import queues as infra_queues
+from infra.addons.teams import quota_hard
 from infra.plan import load_stack_file
 from ml_jobs import layout, queueing, rbac
 from ml_jobs.kube import Api, list_experiments, registry, submit, sweep_status
@@ -94,8 +95,9 @@ def teams(cluster: TeamCluster, team_objects: list[dict[str, Any]], admin: Admin
     cfg = _stack(cluster.namespace, b)
     made = []
     for team in cfg.teams:
-        # The namespace is the team's (the ClusterQueue admits only its namespace), with room in its quota for
-        # everything Kueue may admit (its on-prem share, borrowed quota and its cloud cap).
+        # The namespace is the team's (the ClusterQueue admits only its namespace), and its ResourceQuota the one
+        # infra derives for the team where Kueue runs: all Kueue may admit to it (its quota and the other team's
+        # on-prem share it may borrow), for a has 8 + 2 GPUs and b 4 + 6.
         cluster.admin.request(
             "PATCH",
             f"/api/v1/namespaces/{team.name}",
@@ -105,7 +107,7 @@ def teams(cluster: TeamCluster, team_objects: list[dict[str, Any]], admin: Admin
         cluster.admin.request(
             "PATCH",
             f"/api/v1/namespaces/{team.name}/resourcequotas/herd-team-quota",
-            {"spec": {"hard": {f"requests.{GPU}": "16", "pods": "200"}}},
+            {"spec": {"hard": quota_hard(team, infra_queues.admissible(cfg, team))}},
             "application/merge-patch+json",
         )
         spec = {**infra_queues.cluster_queue_spec(cfg, team), "cohortName": cohort}
