@@ -15,7 +15,7 @@ echo "== Python packages"
 scripts/setup.sh examples,infra,ops,dev
 
 if [ -x tests/playbooks/hosts/build-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
-    echo "== test-host image"
+    echo "== test-host images (Debian bookworm and trixie)"
     tests/playbooks/hosts/build-rootfs.sh
 fi
 
