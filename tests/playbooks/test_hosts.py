@@ -1,8 +1,10 @@
 """The playbooks, run for real over SSH on booted Debian test hosts (systemd-nspawn; see testbed.py).
 
-One testbed serves the whole module, and the tests run in order like an operator's day: control plane, join
-(with a host whose apt is broken and one that is not there), a second run that changes nothing, testinfra on the
-result, verify catching a broken node, then removals — alive, blocked by a PodDisruptionBudget, and dead.
+One testbed per Debian release serves the whole module, and the tests run in order like an operator's day:
+control plane, join (with a host whose apt is broken and one that is not there), a second run that changes
+nothing, testinfra on the result, verify catching a broken node, then removals — alive, blocked by a
+PodDisruptionBudget, and dead. Every test runs on bookworm and on trixie (the ``release`` fixture), one release's
+testbed after the other.
 
 kubeadm, kubelet, kubectl, the NVIDIA driver and toolkit are TEST DOUBLES (tests/playbooks/doubles) installed
 through the roles' own apt path; everything else (Debian packages, containerd, systemd, sysctls, SSH) is real.
@@ -21,10 +23,10 @@ import pytest
 import testinfra
 
 from herd_ops import RunResult, run_playbook
-from tests.playbooks.testbed import HostSpec, Testbed, why_not_available
+from tests.playbooks.doubles.aptrepo import nvidia_driver_releases
+from tests.playbooks.testbed import RELEASES, HostSpec, Testbed, why_not_available
 
-pytestmark = [pytest.mark.hosts, pytest.mark.skipif(why_not_available() is not None,
-                                                    reason=str(why_not_available()))]  # fmt: skip
+pytestmark = pytest.mark.hosts
 
 H100 = ("NVIDIA H100 80GB HBM3", 81559)
 A100 = ("NVIDIA A100-SXM4-40GB", 40960)
@@ -41,9 +43,16 @@ HEALTHY = "cp1,gpu1,gpu2,cpu1"
 TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
 
 
+@pytest.fixture(scope="module", params=RELEASES)
+def release(request: pytest.FixtureRequest) -> str:
+    if (reason := why_not_available(request.param)) is not None:
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Testbed:
-    with Testbed(HOSTS, tmp_path_factory.mktemp("testbed")) as testbed:
+def bed(release: str, tmp_path_factory: pytest.TempPathFactory) -> Testbed:
+    with Testbed(HOSTS, tmp_path_factory.mktemp(f"testbed-{release}"), release=release) as testbed:
         yield testbed
 
 
@@ -138,6 +147,7 @@ def test_node_state_testinfra(bed: Testbed, name: str, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     host = testinfra.get_host(f"ansible://{name}?ansible_inventory={bed.inventory}")
     gpu = name.startswith("gpu")
+    assert host.system_info.codename == bed.release
     assert host.service("containerd").is_running and host.service("containerd").is_enabled
     assert host.service("kubelet").is_running and host.service("kubelet").is_enabled
     config = host.file("/etc/containerd/config.toml")
@@ -162,6 +172,12 @@ def test_node_state_testinfra(bed: Testbed, name: str, monkeypatch: pytest.Monke
         assert "hold" in host.check_output("dpkg --get-selections cuda-drivers nvidia-container-toolkit")
         assert host.package("nvidia-container-toolkit").version == "1.17.8-1"
         assert host.file("/etc/apt/keyrings/nvidia-cuda.asc").mode == 0o644
+        # NVIDIA's CUDA repository, key and driver pin of this host's own Debian release (the doubles' repository
+        # for the other release has another driver version, so a wrong choice cannot install this one).
+        cuda = nvidia_driver_releases()[bed.release]
+        sources = host.file("/etc/apt/sources.list.d/nvidia-cuda.sources")
+        assert sources.contains(f"/nvidia/cuda/{cuda['repo']}/x86_64/")
+        assert host.package("cuda-drivers").version == cuda["version"]
     else:
         assert not host.package("nvidia-container-toolkit").is_installed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,17 @@ def test_taxonomy_is_the_one_file() -> None:
     link = REPO / "playbooks" / "vars" / "taxonomy.yml"
     assert link.is_symlink()
     assert link.resolve() == (REPO / "ml_jobs" / "taxonomy.yaml").resolve()
+
+
+def test_every_role_and_the_test_hosts_name_the_same_debian_releases() -> None:
+    """The releases the roles claim (meta platforms), the test hosts boot (testbed, build-rootfs.sh) and the nvidia
+    role has NVIDIA's repository for: one list, held together here."""
+    from tests.playbooks.testbed import RELEASES
+
+    for role in ROLES:
+        (platform,) = yaml.safe_load((role / "meta" / "main.yml").read_text())["galaxy_info"]["platforms"]
+        assert platform == {"name": "Debian", "versions": list(RELEASES)}, role.name
+    script = (REPO / "tests" / "playbooks" / "hosts" / "build-rootfs.sh").read_text()
+    assert re.search(r"^SUITES=\((.*)\)$", script, re.M)[1].split() == list(RELEASES)
+    nvidia = yaml.safe_load((REPO / "playbooks" / "roles" / "nvidia" / "defaults" / "main.yml").read_text())
+    assert list(nvidia["nvidia_driver_releases"]) == list(RELEASES)

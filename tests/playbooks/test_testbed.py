@@ -7,21 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbooks.testbed import STATE, HostSpec, Testbed, why_not_available
+from tests.playbooks.testbed import RELEASES, STATE, HostSpec, Testbed, why_not_available
 
-pytestmark = [pytest.mark.hosts, pytest.mark.skipif(why_not_available() is not None,
-                                                    reason=str(why_not_available()))]  # fmt: skip
+pytestmark = pytest.mark.hosts
 
 
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def test_teardown_even_when_the_test_fails(tmp_path: Path) -> None:
-    bed = Testbed([HostSpec("t1", "cpu_nodes"), HostSpec("t2", "cpu_nodes")], tmp_path, net=2)
+@pytest.mark.parametrize("release", RELEASES)
+def test_teardown_even_when_the_test_fails(release: str, tmp_path: Path) -> None:
+    if (reason := why_not_available(release)) is not None:
+        pytest.skip(reason)
+    bed = Testbed([HostSpec("t1", "cpu_nodes"), HostSpec("t2", "cpu_nodes")], tmp_path, net=2, release=release)
     with pytest.raises(RuntimeError, match="the test failed"), bed:
-        # GIVEN two booted hosts that see each other and nothing else
+        # GIVEN two booted hosts of the release that see each other and nothing else
         assert bed.ssh("t1", "systemctl is-system-running --wait || true").returncode == 0
+        assert f"VERSION_CODENAME={release}" in bed.ssh("t1", "cat /etc/os-release").stdout
         assert bed.ssh("t1", "ip -4 -o addr show host0").stdout.split()[3] == f"{bed.address('t1')}/24"
         reach_t2 = f"python3 -c 'import socket; socket.create_connection((\"{bed.address('t2')}\", 22), 2)'"
         assert bed.ssh("t1", reach_t2).returncode == 0

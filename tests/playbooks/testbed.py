@@ -1,13 +1,14 @@
 """Booted Debian test hosts for the playbooks: systemd-nspawn containers on a private bridge, reached over SSH.
 
-A :class:`Testbed` boots one container per :class:`HostSpec` from the cached bookworm image
-(tests/playbooks/hosts/build-rootfs.sh) through an overlay, so every host starts clean and the image is never
-written. The hosts get systemd as PID 1, sshd, their own addresses on ``10.213.<net>.0/24`` (a bridge created for
-the run; nothing is routed anywhere else), apt through a tinyproxy started on the bridge address, and the
-TEST-DOUBLE apt repositories (tests/playbooks/doubles) served on the same address. It writes an inventory shaped
-like inventory/example (same group_vars) with the test overrides as host variables, and tears everything down on
-exit — also when a test fails or the set-up itself fails half-way: containers stopped by their own PIDs, overlays
-unmounted, the bridge (and the veths on it) removed, tinyproxy and the repository server stopped.
+A :class:`Testbed` boots one container per :class:`HostSpec` from a cached Debian image — bookworm (12) or trixie
+(13), the releases the roles support (tests/playbooks/hosts/build-rootfs.sh builds both) — through an overlay, so
+every host starts clean and the image is never written. The hosts get systemd as PID 1, sshd, their own addresses
+on ``10.213.<net>.0/24`` (a bridge created for the run; nothing is routed anywhere else), apt through a tinyproxy
+started on the bridge address, and the TEST-DOUBLE apt repositories (tests/playbooks/doubles) served on the same
+address. It writes an inventory shaped like inventory/example (same group_vars) with the test overrides as host
+variables, and tears everything down on exit — also when a test fails or the set-up itself fails half-way:
+containers stopped by their own PIDs, overlays unmounted, the bridge (and the veths on it) removed, tinyproxy and
+the repository server stopped.
 
 Containers never get capabilities that reach the host: systemd-nspawn's default set (no CAP_SYS_MODULE, no
 CAP_SYS_TIME), their own network namespace.
@@ -37,7 +38,11 @@ from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos
 from tests.playbooks.doubles.pretend_api import PretendApi
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = Path(os.environ.get("HERD_TEST_HOST_CACHE", "/var/cache/herd")) / "rootfs-bookworm"
+# The Debian releases test hosts run: those the roles' meta/main.yml platforms name (test_static.py holds them
+# together) and build-rootfs.sh builds.
+RELEASES = ("bookworm", "trixie")
+DEFAULT_RELEASE = "bookworm"
+CACHE = Path(os.environ.get("HERD_TEST_HOST_CACHE", "/var/cache/herd"))
 LOCK = Path("/run/herd-testbed.lock")
 # What a running testbed holds (processes with their start times, mounts, bridge), so that the next testbed can
 # clean up after one whose test process was killed before it could tear down.
@@ -48,6 +53,13 @@ API_PORT = 8214
 FAKE_PCI = "/etc/herd-test/fake-pci"
 # Test hosts are re-created each run with the image's host keys: nothing to pin, nothing to remember.
 SSH_OPTIONS = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=10")
+
+
+def image(release: str) -> Path:
+    """The cached root filesystem test hosts of ``release`` boot from."""
+    if release not in RELEASES:
+        raise ValueError(f"no test-host image for Debian {release!r}: one of {', '.join(RELEASES)}")
+    return CACHE / f"rootfs-{release}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class HostSpec:
         broken_apt: point the host's apt at a dead proxy (a host made to fail).
         boot: False puts the host in the inventory without booting it (an unreachable host).
         host_vars: extra inventory variables.
+        release: the Debian release it runs (default: the testbed's).
     """
 
     name: str
@@ -69,17 +82,18 @@ class HostSpec:
     broken_apt: bool = False
     boot: bool = True
     host_vars: dict[str, Any] = field(default_factory=dict)
+    release: str | None = None
 
 
-def why_not_available() -> str | None:
-    """None when booted test hosts can run here, else the reason they cannot (for a skip message)."""
+def why_not_available(release: str = DEFAULT_RELEASE) -> str | None:
+    """None when booted test hosts of ``release`` can run here, else the reason they cannot (a skip message)."""
     if os.geteuid() != 0:
         return "booted test hosts need root (systemd-nspawn, overlay mounts, a bridge); run as root"
     for tool in ("systemd-nspawn", "tinyproxy", "ip", "ssh", "ssh-keygen", "gpg", "dpkg-deb"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/test.sh installs scripts/apt-packages.txt)"
-    if not (IMAGE / ".herd-image").exists():
-        return f"no test-host image at {IMAGE}: run tests/playbooks/hosts/build-rootfs.sh as root"
+    if not (image(release) / ".herd-image").exists():
+        return f"no test-host image at {image(release)}: run tests/playbooks/hosts/build-rootfs.sh as root"
     return None
 
 
@@ -125,10 +139,21 @@ def _wait_port(address: str, port: int, timeout: float) -> bool:
 class Testbed:
     __test__ = False  # not a test class, whatever its name
 
-    """Boot ``hosts`` on network ``10.213.<net>.0/24`` under ``workdir``; use as a context manager."""
+    """Boot ``hosts`` (Debian ``release`` unless a host names its own) on network ``10.213.<net>.0/24`` under
+    ``workdir``; use as a context manager."""
 
-    def __init__(self, hosts: list[HostSpec], workdir: Path, net: int = 0, versions: Versions | None = None):
+    def __init__(
+        self,
+        hosts: list[HostSpec],
+        workdir: Path,
+        net: int = 0,
+        versions: Versions | None = None,
+        release: str = DEFAULT_RELEASE,
+    ):
         self.hosts = hosts
+        self.release = release
+        for host in hosts:
+            image(self.release_of(host))  # an unknown release fails here, before anything starts
         self.workdir = workdir
         self.net = net
         self.prefix = f"10.213.{net}"
@@ -146,6 +171,9 @@ class Testbed:
         self.api: PretendApi | None = None
         self._bridge_up = False
         self._mounted_nspawn_tmpfs = False
+
+    def release_of(self, host: HostSpec) -> str:
+        return host.release or self.release
 
     # -- addresses ---------------------------------------------------------------------------------------------
     def address(self, name: str) -> str:
@@ -234,7 +262,7 @@ class Testbed:
             "overlay",
             "overlay",
             "-o",
-            f"lowerdir={IMAGE},upperdir={upper},workdir={work}",
+            f"lowerdir={image(self.release_of(host))},upperdir={upper},workdir={work}",
             str(root),
         )
         self._mounts.append(root)
@@ -362,7 +390,6 @@ class Testbed:
         v = self.versions
         cp = next((h for h in self.hosts if h.group == "control_plane"), self.hosts[0])
         k8s = f"{self.repo_url}/k8s/core:/stable:/v{v.kubernetes_minor}/deb/"
-        cuda = f"{self.repo_url}/nvidia/cuda/debian12/x86_64/"
         toolkit = f"{self.repo_url}/nvidia/libnvidia-container/stable/deb/amd64/"
         return {
             "ansible_host": self.address(host.name),
@@ -375,9 +402,8 @@ class Testbed:
             "herd_kubernetes_version": v.kubernetes,
             "herd_kubeconfig_dest": str(self.kubeconfig),
             "kubernetes_apt_repo_url": k8s,
-            "nvidia_driver_repo_url": cuda,
-            "nvidia_driver_key_url": f"{cuda}Release.key",
-            "nvidia_driver_version": v.nvidia_driver,
+            # Only the base moves: the role picks the release's repository, key and driver pin itself.
+            "nvidia_driver_repo_base": f"{self.repo_url}/nvidia/cuda/",
             "nvidia_toolkit_repo_url": toolkit,
             "nvidia_toolkit_key_url": f"{toolkit}Release.key",
             "nvidia_toolkit_version": v.nvidia_toolkit,
@@ -429,6 +455,8 @@ class Testbed:
 
 
 @contextmanager
-def testbed(hosts: list[HostSpec], workdir: Path, net: int = 0) -> Iterator[Testbed]:
-    with Testbed(hosts, workdir, net) as bed:
+def testbed(
+    hosts: list[HostSpec], workdir: Path, net: int = 0, release: str = DEFAULT_RELEASE
+) -> Iterator[Testbed]:
+    with Testbed(hosts, workdir, net, release=release) as bed:
         yield bed

@@ -4,10 +4,12 @@ Kubernetes (kubeadm, kubelet, kubectl), the NVIDIA driver (nvidia-smi) and the N
 no registry reachable from here. The roles install them from their upstream apt repositories (pkgs.k8s.io,
 NVIDIA's CUDA and libnvidia-container repositories, all "flat" repositories signed with a key the role fetches
 into /etc/apt/keyrings). For the tests this module builds packages with the same names and versions whose
-programs are the doubles beside it, lays them out as three flat repositories signed with a GPG key generated for
-this test session, and serves them over HTTP on the test network. The inventory then points the roles' repository
-and key URLs here, and everything else — key download, sources file, apt update, pinned install, hold — runs the
-real way.
+programs are the doubles beside it, lays them out as flat repositories signed with a GPG key generated for this
+test session, and serves them over HTTP on the test network. NVIDIA's CUDA repository is one per Debian release
+(debian12, debian13, each with its own key file name and driver pin, read from the nvidia role's defaults), so the
+doubles are too. The inventory then points the roles' repository and key URLs (for CUDA only the base) here, and
+everything else — which release's repository, key download, sources file, apt update, pinned install, hold — runs
+the real way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
+NVIDIA_DEFAULTS = HERE.parents[2] / "playbooks" / "roles" / "nvidia" / "defaults" / "main.yml"
 MAINTAINER = "herd tests <tests@herd.invalid>"
 COMMON = "herd-test-doubles-common"
 
@@ -66,13 +71,20 @@ class Package:
     depends: tuple[str, ...] = (COMMON,)
 
 
+def nvidia_driver_releases() -> dict[str, dict[str, str]]:
+    """The nvidia role's CUDA repository per Debian release (repo directory, key file name, driver pin): the one
+    owner of those facts; the doubles are built to match."""
+    return yaml.safe_load(NVIDIA_DEFAULTS.read_text())["nvidia_driver_releases"]
+
+
 @dataclass
 class Versions:
-    """The versions the doubles claim to be; the inventory pins the roles to the same ones."""
+    """The versions the doubles claim to be; the inventory pins the roles to the same ones (the NVIDIA driver's
+    pins per release are the role's own defaults)."""
 
     kubernetes: str = "1.36.3"
     kubernetes_revision: str = "1.1"
-    nvidia_driver: str = "570.172.08-1"
+    nvidia_drivers: dict[str, dict[str, str]] = field(default_factory=nvidia_driver_releases)
     nvidia_toolkit: str = "1.17.8-1"
 
     @property
@@ -85,7 +97,7 @@ def _script(name: str, version: str) -> tuple[str, int]:
 
 
 def packages(v: Versions) -> dict[str, list[Package]]:
-    """The three repositories' packages, by repository directory."""
+    """The repositories' packages, by repository directory (one CUDA repository per Debian release)."""
     k8s = f"{v.kubernetes}-{v.kubernetes_revision}"
     common = Package(
         COMMON,
@@ -94,7 +106,18 @@ def packages(v: Versions) -> dict[str, list[Package]]:
         {"/usr/lib/herd-doubles/_double_common.py": ((HERE / "_double_common.py").read_text(), 0o644)},
         depends=("python3",),
     )
-    driver_upstream = v.nvidia_driver.split("-")[0]
+    cuda = {
+        f"nvidia/cuda/{release['repo']}/x86_64": [
+            common,
+            Package(
+                "cuda-drivers",
+                release["version"],
+                "TEST DOUBLE of the NVIDIA driver (nvidia-smi only)",
+                {"/usr/bin/nvidia-smi": _script("nvidia_smi_double.py", release["version"].split("-")[0])},
+            ),
+        ]
+        for release in v.nvidia_drivers.values()
+    }
     return {
         f"k8s/core:/stable:/v{v.kubernetes_minor}/deb": [
             common,
@@ -125,15 +148,7 @@ def packages(v: Versions) -> dict[str, list[Package]]:
                 {"/usr/bin/kubectl": _script("kubectl_double.py", v.kubernetes)},
             ),
         ],
-        "nvidia/cuda/debian12/x86_64": [
-            common,
-            Package(
-                "cuda-drivers",
-                v.nvidia_driver,
-                "TEST DOUBLE of the NVIDIA driver (nvidia-smi only)",
-                {"/usr/bin/nvidia-smi": _script("nvidia_smi_double.py", driver_upstream)},
-            ),
-        ],
+        **cuda,
         "nvidia/libnvidia-container/stable/deb/amd64": [
             common,
             Package(
@@ -240,8 +255,8 @@ class Signer:
         self._gpg("--armor", "--detach-sign", "--output", str(release.parent / "Release.gpg"), str(release))
 
 
-def build_repos(root: Path, versions: Versions) -> dict[str, str]:
-    """Build and sign every repository under ``root``; return repo directory by short name."""
+def build_repos(root: Path, versions: Versions) -> list[str]:
+    """Build and sign every repository under ``root``; return their directories (relative to ``root``)."""
     signer = Signer(root / ".gnupg")
     try:
         return _build_and_sign(root, versions, signer)
@@ -249,11 +264,12 @@ def build_repos(root: Path, versions: Versions) -> dict[str, str]:
         signer.close()
 
 
-def _build_and_sign(root: Path, versions: Versions, signer: Signer) -> dict[str, str]:
-    pool = root / ".pool"
-    pool.mkdir(parents=True, exist_ok=True)
-    names = {}
-    for directory, pkgs in packages(versions).items():
+def _build_and_sign(root: Path, versions: Versions, signer: Signer) -> list[str]:
+    # Key files under the names the roles fetch: Release.key (pkgs.k8s.io, and the toolkit's override), and for
+    # CUDA the file name NVIDIA gives each release's key.
+    key_files = {f"nvidia/cuda/{r['repo']}/x86_64": r["key"] for r in versions.nvidia_drivers.values()}
+    repos = packages(versions)
+    for directory, pkgs in repos.items():
         repo = root / directory
         repo.mkdir(parents=True, exist_ok=True)
         stanzas = []
@@ -271,9 +287,8 @@ def _build_and_sign(root: Path, versions: Versions, signer: Signer) -> dict[str,
         (repo / "Packages.gz").write_bytes(gzip.compress((repo / "Packages").read_bytes(), mtime=0))
         (repo / "Release").write_text(_release(repo))
         signer.sign(repo / "Release")
-        (repo / "Release.key").write_bytes(signer.public_key)
-        names[directory.split("/")[0] if directory.startswith("k8s") else directory.split("/")[1]] = directory
-    return names
+        (repo / key_files.get(directory, "Release.key")).write_bytes(signer.public_key)
+    return list(repos)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
