@@ -163,6 +163,7 @@ class Testbed:
         self.key = workdir / "id_ed25519"
         self.inventory = workdir / "inventory" / "hosts.yml"
         self.kubeconfig = workdir / "artifacts" / "admin.conf"
+        self.repo_root = workdir / "apt"  # served at repo_url: the doubles' repositories, and what a test adds
         self._lock: int | None = None
         self._containers: dict[str, subprocess.Popen[bytes]] = {}
         self._mounts: list[Path] = []
@@ -207,9 +208,8 @@ class Testbed:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "herd-testbed", "-f", str(self.key))
         self._network()
         self._start_proxy()
-        repo_root = self.workdir / "apt"
-        build_repos(repo_root, self.versions)
-        self._repo = RepoServer(repo_root, self.gateway, REPO_PORT).__enter__()
+        build_repos(self.repo_root, self.versions)
+        self._repo = RepoServer(self.repo_root, self.gateway, REPO_PORT).__enter__()
         self.api = PretendApi(self.gateway, API_PORT).start()
         nspawn_run = Path("/run/systemd/nspawn")
         nspawn_run.mkdir(parents=True, exist_ok=True)

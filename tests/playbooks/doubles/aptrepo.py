@@ -10,6 +10,12 @@ test session, and serves them over HTTP on the test network. NVIDIA's CUDA repos
 doubles are too. The inventory then points the roles' repository and key URLs (for CUDA only the base) here, and
 everything else — which release's repository, key download, sources file, apt update, pinned install, hold — runs
 the real way.
+
+The signing key is one Debian 13's apt accepts: trixie's apt verifies with sqv (Sequoia), whose policy refuses
+SHA-1 in signatures and key bindings and DSA1024 keys. So the key is ed25519, and its self-signatures and the
+repositories' signatures are made with SHA-512, named explicitly rather than left to gpg's defaults (which vary
+with its version and configuration). test_apt_trust.py checks the packets, and apt on booted hosts of both
+releases.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 NVIDIA_DEFAULTS = HERE.parents[2] / "playbooks" / "roles" / "nvidia" / "defaults" / "main.yml"
+# gpg's own names for what the key is made with (see Signer).
+KEY_ALGO = "ed25519"
+DIGEST = "SHA512"
 MAINTAINER = "herd tests <tests@herd.invalid>"
 COMMON = "herd-test-doubles-common"
 
@@ -218,12 +227,18 @@ def _release(repo: Path) -> str:
 
 
 class Signer:
-    """A throw-away GPG key, generated for this test session only."""
+    """A throw-away GPG key, generated for this test session only: ed25519, bound and signing with SHA-512."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, algo: str = KEY_ALGO, digest: str = DIGEST, cert_digest: str = DIGEST) -> None:
+        """The arguments are for tests that need keys apt must refuse (test_apt_trust.py); the doubles' key is made
+        with the defaults. ``digest`` signs the repositories, ``cert_digest`` binds the key's user id to it."""
         self.home = home
+        self.digest = digest
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._gpg("--quick-generate-key", "herd test doubles <doubles@herd.invalid>", "ed25519", "sign", "1d")
+        # --cert-digest-algo: the hash of the key's own binding signature (sqv refuses SHA-1 there).
+        uid = "herd test doubles <doubles@herd.invalid>"
+        self._gpg("--cert-digest-algo", cert_digest, "--personal-digest-preferences", digest,
+                  "--quick-generate-key", uid, algo, "sign", "1d")  # fmt: skip
         self.public_key = self._gpg("--armor", "--export").stdout
 
     def _gpg(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -251,8 +266,10 @@ class Signer:
                        capture_output=True)  # fmt: skip
 
     def sign(self, release: Path) -> None:
-        self._gpg("--clearsign", "--output", str(release.parent / "InRelease"), str(release))
-        self._gpg("--armor", "--detach-sign", "--output", str(release.parent / "Release.gpg"), str(release))
+        digest = ("--digest-algo", self.digest)
+        inline, detached = release.parent / "InRelease", release.parent / "Release.gpg"
+        self._gpg(*digest, "--clearsign", "--output", str(inline), str(release))
+        self._gpg(*digest, "--armor", "--detach-sign", "--output", str(detached), str(release))
 
 
 def build_repos(root: Path, versions: Versions) -> list[str]:
