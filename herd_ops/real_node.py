@@ -376,10 +376,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
         pids: set[int] = set()
         for hierarchy in _cgroup_hierarchies():
             root = hierarchy / self.cgroup_name
-            if root.is_dir():
-                for procs in root.rglob("cgroup.procs"):
+            # os.walk, not Path.rglob: cgroups vanish while they are walked (a container that just ended).
+            for directory, _, files in os.walk(root):
+                if "cgroup.procs" in files:
                     with contextlib.suppress(OSError):
-                        pids.update(int(p) for p in procs.read_text().split())
+                        pids.update(int(p) for p in Path(directory, "cgroup.procs").read_text().split())
         return pids
 
     def _shim_pids(self) -> set[int]:
@@ -405,11 +406,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
         for hierarchy in _cgroup_hierarchies():
             root = hierarchy / self.cgroup_name
-            if root.is_dir():
-                # Deepest first: a cgroup is removed with rmdir, and only once it has no children.
-                for cgroup in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                    with contextlib.suppress(OSError):
-                        cgroup.rmdir()
+            # Deepest first (a cgroup is removed with rmdir, and only once it has no children), the root last.
+            for directory, _, _ in os.walk(root, topdown=False):
                 with contextlib.suppress(OSError):
-                    root.rmdir()
+                    os.rmdir(directory)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
