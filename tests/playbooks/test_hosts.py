@@ -171,12 +171,14 @@ def test_node_state_testinfra(bed: Testbed, name: str, monkeypatch: pytest.Monke
     if gpu:
         assert "hold" in host.check_output("dpkg --get-selections cuda-drivers nvidia-container-toolkit")
         assert host.package("nvidia-container-toolkit").version == "1.17.8-1"
-        assert host.file("/etc/apt/keyrings/nvidia-cuda.asc").mode == 0o644
         # NVIDIA's CUDA repository, key and driver pin of this host's own Debian release (the doubles' repository
         # for the other release has another driver version, so a wrong choice cannot install this one).
         cuda = nvidia_driver_releases()[bed.release]
+        keyring = f"/etc/apt/keyrings/nvidia-cuda-{cuda['repo']}.asc"
+        assert host.file(keyring).mode == 0o644
         sources = host.file("/etc/apt/sources.list.d/nvidia-cuda.sources")
         assert sources.contains(f"/nvidia/cuda/{cuda['repo']}/x86_64/")
+        assert sources.contains(f"Signed-By: {keyring}")
         assert host.package("cuda-drivers").version == cuda["version"]
     else:
         assert not host.package("nvidia-container-toolkit").is_installed

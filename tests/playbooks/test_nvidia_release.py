@@ -6,8 +6,9 @@ NVIDIA publishes one CUDA repository per distribution release — ``.../cuda/rep
 the 580 driver branch (580.65.06), so it has no 570 driver; the container toolkit's repository
 (``libnvidia-container/stable/deb``) is one for every Debian release. GIVEN made-up facts for a release WHEN the
 role's defaults are evaluated (tests/playbooks/fixtures/nvidia_release.yml, on this machine) THEN the repository,
-key and driver pin are that release's; a release the role has no repository for is refused in one line. The
-booted-host tests install from the doubles' per-release repositories (test_hosts.py).
+key, key file and driver pin are that release's (a key file per release, so a server upgraded from 12 to 13 does
+not keep verifying with Debian 12's key, which get_url would not replace); a release the role has no repository for
+is refused in one line. The booted-host tests install from the doubles' per-release repositories (test_hosts.py).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ TOOLKIT = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64/"
 
 EXPECTED = {
     "bookworm": {"repo_url": f"{CUDA}/debian12/x86_64/", "key_url": f"{CUDA}/debian12/x86_64/3bf863cc.pub",
-                 "version": "570.172.08-1", "toolkit_repo_url": TOOLKIT},
+                 "version": "570.172.08-1", "keyring": "/etc/apt/keyrings/nvidia-cuda-debian12.asc",
+                 "toolkit_repo_url": TOOLKIT},
     "trixie": {"repo_url": f"{CUDA}/debian13/x86_64/", "key_url": f"{CUDA}/debian13/x86_64/8793F200.pub",
-               "version": "580.65.06-1", "toolkit_repo_url": TOOLKIT},
+               "version": "580.65.06-1", "keyring": "/etc/apt/keyrings/nvidia-cuda-debian13.asc",
+               "toolkit_repo_url": TOOLKIT},
 }  # fmt: skip
 
 
