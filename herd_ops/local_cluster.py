@@ -531,10 +531,11 @@ class LocalCluster:
             # The aggregator's client certificate, from a CA of its own as kubeadm makes it: the API server and
             # Kueue believe the X-Remote-* headers of this client only.
             "front-proxy-client": _front_proxy_client(self.directory / "pki" / "front-proxy"),
-            # The real node's kubelet: the identity the Node authorizer and NodeRestriction know.
-            "node": pki.sign("node", f"/O=system:nodes/CN=system:node:{real_node_class().host}", "clientAuth"),
             "sa": pki.service_account_keys(),
         }
+        if self.real_node:  # its kubelet: the identity the Node authorizer and NodeRestriction know
+            host = real_node_class().host
+            certs["node"] = pki.sign("node", f"/O=system:nodes/CN=system:node:{host}", "clientAuth")
         write_kubeconfig(self.admin_kubeconfig, self.server, pki.ca, certs["admin"], "admin")
         write_kubeconfig(self.alice_kubeconfig, self.server, pki.ca, certs["alice"], ALICE, namespace=ALICE_TEAM)
         for component in ("kube-controller-manager", "kube-scheduler"):
@@ -710,18 +711,15 @@ class LocalCluster:
         self.kubectl("wait", "--for=condition=Available", "--timeout=60s", f"apiservice/{name}")
 
     # -------------------------------------------------------------- the real node
-    def _node(self) -> Any:
-        from herd_ops.real_node import RealNode
-
-        c = real_node_class()
-        return RealNode(self.node_directory, self.ports.base, self.bin, c.host, c.labels, c.taints)
 
     def _start_real_node(self, cfg: Any, pki: dict[str, tuple[Path, Path]], log: Any) -> str:
         """containerd in the node's mount namespace, herd's images imported, then the kubelet: it registers the
         Node itself. The Node's name."""
         started = time.monotonic()
-        node = self._node()
-        node.pod_cidr = cfg.pod_cidr
+        from herd_ops.real_node import RealNode
+
+        c = real_node_class()
+        node = RealNode(self.node_directory, self.ports.base, self.bin, c.host, c.labels, c.taints, cfg.pod_cidr)
         node.prepare(self.directory / "pki" / "ca.crt", pki["node"], self.server)
         self._spawn("containerd", node.containerd_args(), wrap=node.wrap())
         pid = int(self._pid_file("containerd").read_text())

@@ -7,17 +7,12 @@ of the same name, and count/memory come out as the taxonomy's labels.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ml_jobs.taxonomy import LABELS, gpu_product_label_value
-
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from tests.playbooks.fixtures import run_fixture
 
 # Real nvidia-smi product names, and names that exercise each normalisation rule.
 NAMES = [
@@ -40,15 +35,7 @@ NAMES = [
 
 
 def run_labels(answers: list[str], tmp_path: Path) -> list[dict[str, str]]:
-    out = tmp_path / "labels.json"
-    extra = json.dumps({"answers": answers, "out": str(out), "repo": str(REPO)})
-    proc = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(REPO / "tests/playbooks/fixtures/gpu_labels.yml"),
-         "-e", extra],
-        check=False, capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return run_fixture("gpu_labels", tmp_path / "labels.json", answers=answers)
 
 
 @pytest.mark.slow

@@ -13,15 +13,12 @@ is refused in one line. The booted-host tests install from the doubles' per-rele
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from tests.playbooks.fixtures import run_fixture
+
 CUDA = "https://developer.download.nvidia.com/compute/cuda/repos"
 TOOLKIT = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64/"
 
@@ -36,15 +33,7 @@ EXPECTED = {
 
 
 def choice(release: str, tmp_path: Path) -> dict[str, str]:
-    out = tmp_path / f"{release}.json"
-    extra = json.dumps({"release": release, "out": str(out), "repo": str(REPO)})
-    proc = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(REPO / "tests/playbooks/fixtures/nvidia_release.yml"),
-         "-e", extra],
-        check=False, capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return run_fixture("nvidia_release", tmp_path / f"{release}.json", release=release)
 
 
 @pytest.mark.slow
