@@ -1,4 +1,4 @@
-"""The container images the local cluster's real node needs, built here without Docker or a registry, and cached.
+"""The container images herd's nodes need, built here without Docker or a registry, and cached.
 
 The node's containerd can pull nothing here, so every image a Pod names must already be in its store. This module
 builds each one as an OCI-layout tar archive with umoci, once, under ``$HERD_IMAGE_CACHE`` (default
@@ -12,6 +12,30 @@ directory is safe.
 - the example's image, under the name examples/digits-sweep.yaml gives it: the equivalent of examples/Dockerfile.
   Debian bookworm's python3 (debootstrap from this machine's mirror) with the Dockerfile's pinned pip packages is
   one layer, cached apart; the Dockerfile's COPY is a second layer, so an edit under examples/ rebuilds only that.
+
+Those two are ``images()``, what the local cluster's real node imports. ``kubeadm_images()`` are what ``kubeadm
+init`` runs as static pods, for nodes whose containerd can pull nothing either (the playbooks' test hosts): the
+pause image and
+
+- ``registry.k8s.io/kube-apiserver``, ``kube-controller-manager`` and ``kube-scheduler:<KUBERNETES_VERSION>``, the
+  binaries scripts/components.sh builds from the Kubernetes release scripts/components/kubernetes/go.mod pins;
+- ``registry.k8s.io/etcd:<ETCD_IMAGE_TAG>``: the etcd server scripts/components/etcd/go.mod pins, tagged
+  ``<version>-0`` as kubeadm tags etcd images. kubeadm's own default is older (``3.6.8-0`` for 1.36): set
+  ClusterConfiguration ``etcd.local.imageTag`` to ETCD_IMAGE_TAG.
+
+Each is laid out as upstream's: the binary at ``/usr/local/bin/<name>`` (kubeadm's manifests run ``command:
+[kube-apiserver, ...]``, ``[etcd, ...]``, found through the image's PATH), as root, on a root like distroless
+static's (upstream's base): ``/etc/passwd`` and ``/etc/group`` with root, nobody and nonroot (65532),
+``/etc/nsswitch.conf``, a sticky ``/tmp``, ``/root`` and ``/home/nonroot``; and for etcd, as etcd's Dockerfile,
+``/var/etcd`` and ``/var/lib/etcd`` (its working directory), ``etcd`` the command. Not there: CA certificates
+(kubeadm mounts the host's ``/etc/ssl/certs`` into the API server and controller manager; the scheduler and etcd
+need none), tzdata, os-release and dpkg's status files; upstream's ``/go-runner`` entrypoint (kube-log-runner,
+not built here: the entrypoint is the binary itself, and a manifest's command replaces either), the API server's
+``cap_net_bind_service`` file capability (it matters only to a non-root API server on a port below 1024), and
+etcd's ``etcdctl``/``etcdutl`` and registry.k8s.io/etcd's ``migrate`` (not built). Each is two layers, the root
+and the binary; the recipe holds the binary's hash, and the build refuses a binary whose ``--version`` is not the
+pinned release. kubeadm also deploys CoreDNS and kube-proxy: they are not built here (CoreDNS would be a long cold
+build from its module, kube-proxy needs an iptables image); the test hosts skip those addon phases.
 
 Each archive's index.json names its image by the full reference (``org.opencontainers.image.ref.name``), which
 containerd 2.2's ``ctr images import`` keeps as the image's name (it prefixes only a bare tag, and looks at
@@ -27,6 +51,8 @@ this machine's platform; each archive holds that one platform.
 >>> from herd_ops import images
 >>> for image in images.ensure():                                             # doctest: +SKIP
 ...     subprocess.run(["ctr", "-n", "k8s.io", "images", "import", *images.import_args(image)], check=True)
+>>> [i.reference for i in images.ensure(wanted=images.kubeadm_images())]     # doctest: +SKIP
+['registry.k8s.io/pause:3.10.2', 'registry.k8s.io/kube-apiserver:v1.36.3', ..., 'registry.k8s.io/etcd:3.6.16-0']
 """
 
 from __future__ import annotations
@@ -43,7 +69,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,16 +80,24 @@ import yaml
 from ml_jobs.errors import HerdError
 
 __all__ = [
+    "CONTROL_PLANE",
+    "ETCD_IMAGE",
+    "ETCD_IMAGE_TAG",
+    "ETCD_VERSION",
+    "KUBERNETES_VERSION",
     "PAUSE_IMAGE",
     "PAUSE_VERSION",
     "Dockerfile",
     "Image",
     "ImageError",
+    "all_images",
     "cache_dir",
+    "control_plane_image",
     "digits_image",
     "ensure",
     "images",
     "import_args",
+    "kubeadm_images",
     "kubernetes_module",
     "pause_image",
     "read_dockerfile",
@@ -97,12 +131,34 @@ SUITE = "bookworm"
 SUITE_PYTHON = "3.11"  # bookworm's python3; the Dockerfile's FROM must name the same minor version
 # python-is-python3: the example's command is `python ...`, as in the python image.
 DEBIAN_PACKAGES = ("python3", "python-is-python3")
+# The PATH Debian's images and distroless set.
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What the python image sets that a Pod may rely on: its PATH (pip's scripts in /usr/local/bin), a UTF-8 locale,
 # and python3 as the command when a Pod gives none.
-PYTHON_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
+PYTHON_ENV = (PATH_ENV, "LANG=C.UTF-8")
 PYTHON_CMD = ["python3"]
 # Left out of COPY (and of its hash): what running the example here leaves behind.
 IGNORED = ("__pycache__", "*.pyc")
+
+# The control plane kubeadm init runs as static pods, from the binaries scripts/components.sh builds.
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+ETCD_WRAPPER = REPO / "scripts" / "components" / "etcd"
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+IMAGE_REPOSITORY = "registry.k8s.io"  # kubeadm's default imageRepository
+# distroless static's users and groups (root, nobody, nonroot) and its name service order; kubeadm's manifests run
+# the control plane as root.
+STATIC_ROOT_FILES = {
+    "etc/passwd": (
+        "root:x:0:0:root:/root:/sbin/nologin\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+        "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+    ),
+    "etc/group": "root:x:0:\ntty:x:5:\nstaff:x:50:\nnobody:x:65534:\nnonroot:x:65532:\n",
+    "etc/nsswitch.conf": "hosts: files dns\n",
+}
+# directory: (mode, owner uid and gid)
+STATIC_ROOT_DIRS = {"tmp": (0o1777, 0), "root": (0o700, 0), "home/nonroot": (0o700, 65532)}
+ROOT_USER = "0:0"
 
 CRI_PINNED_LABEL = "io.cri-containerd.pinned=pinned"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -124,6 +180,27 @@ def recipe_hash(recipe: Mapping[str, Any]) -> str:
 
 def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _required_version(wrapper: Path, module: str) -> str:
+    """The version a wrapper module's go.mod requires of ``module``, read as scripts/components.sh reads it."""
+    gomod = wrapper / "go.mod"
+    try:
+        text = gomod.read_text()
+    except OSError as e:
+        raise ImageError(f"{_shown(gomod)}: cannot read: {e.strerror}") from e
+    m = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", text, re.M)
+    if not m:
+        raise ImageError(f"{_shown(gomod)}: does not require {module}")
+    return m.group(1)
+
+
+KUBERNETES_VERSION = _required_version(KUBERNETES_WRAPPER, KUBERNETES_MODULE)  # v1.36.3: the kube-* images' tag
+ETCD_VERSION = _required_version(ETCD_WRAPPER, ETCD_MODULE)  # v3.6.16
+# kubeadm's etcd tags are <version>-<image revision> (its default for 1.36 is 3.6.8-0); herd's etcd is the pinned
+# release, so the playbooks set ClusterConfiguration etcd.local.imageTag to this.
+ETCD_IMAGE_TAG = f"{ETCD_VERSION.removeprefix('v')}-0"
+ETCD_IMAGE = f"{IMAGE_REPOSITORY}/etcd:{ETCD_IMAGE_TAG}"
 
 
 # ------------------------------------------------------------------------------------------------ the Dockerfile
@@ -275,6 +352,18 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+_BINARY_HASHES: dict[tuple[Path, int, int], str] = {}
+
+
+def _binary_hash(path: Path) -> str:
+    """A large binary's hash, computed once per process for each (path, size, modification time)."""
+    stat = path.stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _BINARY_HASHES:
+        _BINARY_HASHES[key] = _file_hash(path)
+    return _BINARY_HASHES[key]
+
+
 def _ignored(name: str) -> bool:
     return any(Path(name).match(pattern) for pattern in IGNORED)
 
@@ -386,6 +475,67 @@ def images(cache: Path | None = None) -> list[Image]:
     return [pause_image(cache), digits_image(cache)]
 
 
+def _components_bin() -> Path:
+    from herd_ops.local_cluster import LocalClusterError, components_dir
+
+    try:
+        return components_dir()
+    except LocalClusterError as e:
+        raise ImageError(f"the control-plane images are built from the components: {e}") from e
+
+
+def control_plane_image(cache: Path, name: str, bin_dir: Path | None = None) -> Image:
+    """The image kubeadm's static pod ``name`` runs (a CONTROL_PLANE name or ``etcd``), from the built binary.
+
+    The binary is ``bin_dir/<name>`` (default: scripts/components.sh's bin directory); the recipe holds its hash,
+    so a rebuilt binary names a new archive.
+    """
+    if name == "etcd":
+        reference, version = ETCD_IMAGE, ETCD_VERSION.removeprefix("v")
+        # etcd's Dockerfile: no entrypoint, etcd as the command, in its data directory.
+        config: dict[str, Any] = {"cmd": ["/usr/local/bin/etcd"], "workdir": "/var/lib/etcd"}
+        dirs = ["var/etcd", "var/lib/etcd"]
+    elif name in CONTROL_PLANE:
+        reference, version = f"{IMAGE_REPOSITORY}/{name}:{KUBERNETES_VERSION}", KUBERNETES_VERSION
+        # build/server-image's entrypoint is /go-runner (kube-log-runner), which is not built here: the binary
+        # itself instead. kubeadm's manifests give a command ([kube-apiserver, ...]), which replaces either.
+        config = {"entrypoint": [f"/usr/local/bin/{name}"]}
+        dirs = []
+    else:
+        raise ImageError(f"{name}: not a control-plane image (one of {', '.join([*CONTROL_PLANE, 'etcd'])})")
+    binary = (bin_dir or _components_bin()) / name
+    if not binary.is_file():
+        raise ImageError(f"{binary}: not found (scripts/components.sh builds it)")
+    binary = binary.resolve()
+    recipe = {
+        "recipe": RECIPE_VERSION,
+        "kind": "static-binary",
+        "reference": reference,
+        "binary": name,
+        "version": version,  # what `<binary> --version` must say
+        "sha256": _binary_hash(binary),
+        "root": {"files": STATIC_ROOT_FILES, "dirs": {**STATIC_ROOT_DIRS, **{d: (0o755, 0) for d in dirs}}},
+        # The command name resolves through PATH, as kubeadm's manifests need; root, as they run.
+        "config": {**config, "env": [PATH_ENV], "user": ROOT_USER},
+    }
+    return Image(reference, recipe, {"binary": binary}, cache)
+
+
+def kubeadm_images(cache: Path | None = None, bin_dir: Path | None = None) -> list[Image]:
+    """The images ``kubeadm init`` deploys, but for its addons (CoreDNS, kube-proxy): the sandbox image, etcd
+    (tagged ETCD_IMAGE_TAG), kube-apiserver, kube-controller-manager and kube-scheduler."""
+    cache = cache or cache_dir()
+    bin_dir = bin_dir or _components_bin()
+    return [pause_image(cache), *(control_plane_image(cache, n, bin_dir) for n in (*CONTROL_PLANE, "etcd"))]
+
+
+def all_images(cache: Path | None = None) -> list[Image]:
+    """images() and kubeadm_images(), each once."""
+    cache = cache or cache_dir()
+    found = {image.reference: image for image in [*images(cache), *kubeadm_images(cache)]}
+    return list(found.values())
+
+
 def import_args(image: Image | Path, snapshotter: str | None = None) -> list[str]:
     """The arguments of ``ctr images import`` that import an image (or its archive) under its full reference.
 
@@ -456,6 +606,60 @@ def _build_pause(image: Image, work: Path, run: _Steps) -> Path:
     run("umoci", "unpack", "--image", tagged, bundle)
     shutil.copy2(binary, bundle / "rootfs" / "pause")
     run("umoci", "repack", "--history.created_by", "pause.c, as build/pause/Makefile", "--image", tagged, bundle)
+    _configure(run, tagged, image.recipe["config"])
+    run("umoci", "gc", "--layout", layout)
+    return layout
+
+
+def _write_static_root(rootfs: Path, root: Mapping[str, Any]) -> None:
+    for directory, (mode, owner) in root["dirs"].items():
+        path = rootfs / directory
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, owner, owner)
+        path.chmod(mode)
+    for name, text in root["files"].items():
+        path = rootfs / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o644)
+
+
+def _check_version(image: Image) -> None:
+    """The binary must be the pinned release: its ``--version`` names the recipe's version."""
+    binary, version = image.sources["binary"], image.recipe["version"]
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except OSError as e:
+        raise ImageError(f"{image.reference}: cannot run {binary}: {e}") from e
+    said = done.stdout.strip()
+    if done.returncode != 0 or not re.search(rf"(?<![\w.]){re.escape(version)}(?![\w.])", said):
+        first = said.splitlines()[0] if said else done.stderr.strip()
+        raise ImageError(
+            f"{image.reference}: {binary} --version says {first!r}, not {version} "
+            "(scripts/components.sh builds the pinned release)"
+        )
+
+
+def _build_static_binary(image: Image, work: Path, run: _Steps) -> Path:
+    """A root like distroless static's (one layer), then the binary in /usr/local/bin (a second), as upstream's."""
+    _check_version(image)
+    name = image.recipe["binary"]
+    layout, bundle = work / "oci", work / "bundle"
+    tagged = f"{layout}:{image.reference}"
+    run("umoci", "init", "--layout", layout)
+    run("umoci", "new", "--image", tagged)
+    run("umoci", "unpack", "--image", tagged, bundle)
+    rootfs = bundle / "rootfs"
+    _write_static_root(rootfs, image.recipe["root"])
+    root = "a minimal root as distroless static's: users root, nobody, nonroot; /tmp"
+    # --refresh-bundle: the next repack's layer holds only what changed since (the binary).
+    run("umoci", "repack", "--refresh-bundle", "--history.created_by", root, "--image", tagged, bundle)
+    target = rootfs / "usr" / "local" / "bin" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(image.sources["binary"], target)
+    target.chmod(0o755)
+    copied = f"COPY {name} /usr/local/bin/{name} ({name} {image.recipe['version']}, scripts/components.sh)"
+    run("umoci", "repack", "--history.created_by", copied, "--image", tagged, bundle)
     _configure(run, tagged, image.recipe["config"])
     run("umoci", "gc", "--layout", layout)
     return layout
@@ -574,6 +778,7 @@ def _build_python_app(image: Image, work: Path, run: _Steps) -> Path:
 _BUILDERS: dict[str, Callable[[Image, Path, _Steps], Path]] = {
     "pause": _build_pause,
     "python-app": _build_python_app,
+    "static-binary": _build_static_binary,
 }
 
 
@@ -611,10 +816,19 @@ def _locked(cache: Path) -> Iterator[None]:
 
 
 def ensure(
-    cache: Path | None = None, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+    cache: Path | None = None,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    wanted: Sequence[Image] | None = None,
 ) -> list[Image]:
-    """Build the images that are not cached yet, one line per image to ``log``; every image, built."""
-    wanted = images(cache)
+    """Build the images that are not cached yet, one line per image to ``log``; every image, built.
+
+    Args:
+        cache: the cache directory (default: cache_dir()).
+        log: where each image's line goes.
+        wanted: the images (default: ``images(cache)``, the local cluster's node's; ``kubeadm_images()`` for a
+            kubeadm control plane).
+    """
+    wanted = list(images(cache) if wanted is None else wanted)
     missing = [image.reference for image in wanted if not image.built]
     if missing and os.geteuid() != 0:
         raise ImageError(
@@ -635,9 +849,29 @@ def ensure(
     return wanted
 
 
+def _selected(which: str) -> list[Image]:
+    return {"node": images, "kubeadm": kubeadm_images, "all": all_images}[which]()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m herd_ops.images``: build what is missing, then print the cache directory."""
     parser = argparse.ArgumentParser(prog="scripts/images.sh", description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--node",
+        dest="which",
+        action="store_const",
+        const="node",
+        help="only the local cluster's real node's images (pause, the example's)",
+    )
+    which.add_argument(
+        "--kubeadm",
+        dest="which",
+        action="store_const",
+        const="kubeadm",
+        help="only the images kubeadm init deploys but for its addons (pause, etcd, the control plane)",
+    )
+    parser.set_defaults(which="all")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--dir",
@@ -649,8 +883,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     try:
+        wanted = _selected(options.which)
         if options.dir:
-            missing = [image for image in images() if not image.built]
+            missing = [image for image in wanted if not image.built]
             for image in missing:
                 print(
                     f"images: {image.reference} is not built ({image.archive}); run scripts/images.sh",
@@ -660,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(cache_dir())
             return 0
-        built = ensure()
+        built = ensure(wanted=wanted)
     except HerdError as e:
         if os.environ.get("HERD_DEBUG"):
             raise

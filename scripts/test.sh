@@ -28,9 +28,10 @@ else
     echo "no Go toolchain: the tests against the real control plane will skip (they fail under CI=true)"
 fi
 
-echo "== container images for the real node (the pause image, the example's) as OCI archives"
+echo "== container images (the real node's: pause, the example's; kubeadm's: etcd, the control plane) as OCI archives"
 # Built once into /var/cache/herd/images, keyed by a hash of each image's recipe; reused afterwards. Needs root
-# (debootstrap) and Go (the pause source is in the Kubernetes module). The real node imports them with ctr.
+# (debootstrap), Go (the pause source is in the Kubernetes module) and the components above (kubeadm's images are
+# their binaries). The real node and the test hosts import them with ctr.
 if [ "$(id -u)" = 0 ] && { command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; }; then
     scripts/images.sh >/dev/null
 else

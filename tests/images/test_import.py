@@ -1,5 +1,6 @@
 """A real containerd (the release scripts/components.sh builds) imports the pause archive under its full name,
-pinned for the CRI plugin, with the arguments ``import_args`` gives, and runs it."""
+pinned for the CRI plugin, with the arguments ``import_args`` gives, and runs it; and runs each control-plane image
+with a bare command name, as kubeadm's static pod manifests do."""
 
 from __future__ import annotations
 
@@ -72,3 +73,26 @@ def test_ctr_imports_the_pause_archive_under_its_name(real_containerd: tuple[lis
         # The sandbox binary itself, as upstream stamps it.
         out = run("-n", "k8s.io", "run", "--rm", image.reference, "pause-version", "/pause", "-v")
         assert out.strip() == "pause.c " + image.recipe["cflags"][-1].removeprefix("-DVERSION=")
+
+
+@pytest.mark.parametrize("name", [*images.CONTROL_PLANE, "etcd"])
+def test_ctr_imports_a_control_plane_image_and_runs_it_as_kubeadm_does(
+    real_containerd: tuple[list[str], dict[str, str]], name: str
+) -> None:
+    ctr, env = real_containerd
+    image = _cached(name)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*ctr, *args], capture_output=True, text=True, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("-n", "k8s.io", "images", "import", *images.import_args(image.archive))
+    rows = [line.split() for line in run("-n", "k8s.io", "images", "ls").splitlines()[1:]]
+    assert [row[0] for row in rows] == [image.reference]
+    if not shutil.which("runc", path=env["PATH"]):
+        pytest.skip("no runc: imported, not run")
+    # A command replaces the entrypoint, as a manifest's `command: [<name>, ...]` does; the image's PATH finds it.
+    out = run("-n", "k8s.io", "run", "--rm", image.reference, f"{name}-version", name, "--version")
+    version = image.recipe["version"]
+    assert out.splitlines()[0] == (f"etcd Version: {version}" if name == "etcd" else f"Kubernetes {version}")
