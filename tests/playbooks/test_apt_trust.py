@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import built_components
 from tests.playbooks.doubles.aptrepo import Signer, Versions, build_repos
 from tests.playbooks.testbed import RELEASES, HostSpec, Testbed, why_not_available
 
@@ -52,6 +53,7 @@ def packets(data: bytes) -> str:
 
 @pytest.mark.skipif(shutil.which("gpg") is None or shutil.which("dpkg-deb") is None, reason="needs gpg, dpkg-deb")
 def test_the_doubles_key_and_signatures_are_what_sqv_accepts(tmp_path: Path) -> None:
+    built_components("the real Kubernetes and containerd packages")
     repos = build_repos(tmp_path, Versions())
     root = tmp_path / repos[0]
     key = packets((root / "Release.key").read_bytes())
