@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbooks.testbed import RELEASES, STATE, HostSpec, Testbed, why_not_available
+from tests.playbooks.testbed import (
+    CGROUP_PARENT,
+    CGROUPS,
+    RELEASES,
+    STATE,
+    HostSpec,
+    Testbed,
+    _cgroup_hierarchies,
+    why_not_available,
+)
 
 pytestmark = pytest.mark.hosts
 
@@ -34,6 +43,14 @@ def test_teardown_even_when_the_test_fails(release: str, tmp_path: Path) -> None
         caps = bed.ssh("t1", "grep CapBnd /proc/1/status").stdout.split()[1]
         assert not int(caps, 16) & (1 << 16), "CAP_SYS_MODULE"
         assert not int(caps, 16) & (1 << 25), "CAP_SYS_TIME"
+        # What a kubelet needs beyond nspawn's defaults (what kind gives its nodes): the host's own cgroups,
+        # writable, as the root of its cgroup namespace, and a /dev/kmsg.
+        assert bed.ssh("t1", "grep memory /proc/self/cgroup").stdout.strip().endswith(":/system.slice/ssh.service")
+        assert (CGROUPS / "memory" / CGROUP_PARENT / "t1" / "system.slice" / "ssh.service").is_dir()
+        probe = "mkdir /sys/fs/cgroup/memory/probe && rmdir /sys/fs/cgroup/memory/probe"
+        assert bed.ssh("t1", probe).returncode == 0
+        assert bed.ssh("t1", "test -e /dev/kmsg").returncode == 0
+        assert bed.ssh("t1", "systemctl is-system-running").stdout.strip() in {"running", "degraded"}
         pids = [p.pid for p in bed._containers.values()] + [bed._proxy.pid]
         mounts = list(bed._mounts)
         # WHEN the test fails
@@ -44,3 +61,4 @@ def test_teardown_even_when_the_test_fails(release: str, tmp_path: Path) -> None
         assert subprocess.run(["mountpoint", "-q", str(mount)], check=False).returncode != 0
     assert subprocess.run(["ip", "link", "show", bed.bridge], capture_output=True, check=False).returncode != 0
     assert not STATE.exists()
+    assert not any((h / CGROUP_PARENT).exists() for h in _cgroup_hierarchies()), "a host's cgroup is left"

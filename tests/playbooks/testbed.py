@@ -11,7 +11,22 @@ containers stopped by their own PIDs, overlays unmounted, the bridge (and the ve
 the repository server stopped.
 
 Containers never get capabilities that reach the host: systemd-nspawn's default set (no CAP_SYS_MODULE, no
-CAP_SYS_TIME), their own network namespace.
+CAP_SYS_TIME), their own network namespace. What they get beyond nspawn's defaults is what kind gives its node
+containers so that containerd and the kubelet run inside them, no more:
+
+- a cgroup of its own in every hierarchy (``herd-testbed/<host>``; nspawn's cgroup namespace makes it the host's
+  root), writable from inside: a small PID-1 wrapper (``herd-test-init``) remounts the host's cgroup mounts
+  read-write and links ``/dev/kmsg`` to ``/dev/console`` (the kubelet's OOM watcher reads it), then execs systemd;
+- the ``@keyring`` system calls (runc puts each container in a session keyring of its own);
+- ``/var/lib/containerd`` on a directory of the machine's (an overlay's upper directory cannot hold containerd's
+  overlay snapshots; kind gives its nodes a /var volume for the same reason);
+- the kernel tunables every kubelet checks (``vm.overcommit_memory``, ``kernel.panic`` ...), set on this machine
+  before the hosts boot: they are not namespaced and ``/proc/sys`` is read-only inside, so a kubelet finding
+  other values would exit. They are the values every kubelet sets on its machine (herd_ops/real_node.py's does).
+
+The pod network on the hosts is a STAND-IN for Calico (whose images cannot be pulled here): the CNI bridge plugin
+with a host-local range per host (``10.244.<index + 1>.0/24``) written into ``/etc/cni/net.d`` at boot, and routes
+between the hosts' ranges over the test bridge — what nodes need to become Ready and pods to reach each other.
 """
 
 from __future__ import annotations
@@ -34,8 +49,9 @@ from typing import Any
 
 import yaml
 
-from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos
-from tests.playbooks.doubles.pretend_api import PretendApi
+from herd_ops import images
+from tests.conftest import built_components
+from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos, repository_vars
 
 REPO = Path(__file__).resolve().parents[2]
 # The Debian releases test hosts run: those the roles' meta/main.yml platforms name (test_static.py holds them
@@ -49,10 +65,27 @@ LOCK = Path("/run/herd-testbed.lock")
 STATE = Path("/run/herd-testbed.json")
 PROXY_PORT = 3142
 REPO_PORT = 8213
-API_PORT = 8214
 FAKE_PCI = "/etc/herd-test/fake-pci"
 # Test hosts are re-created each run with the image's host keys: nothing to pin, nothing to remember.
 SSH_OPTIONS = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=10")
+CGROUPS = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "herd-testbed"
+# What every kubelet sets on its machine at start (and exits when it cannot): kubelet's setupKernelTunables.
+KUBELET_SYSCTLS = {"vm.overcommit_memory": "1", "vm.panic_on_oom": "0", "kernel.panic": "10",
+                   "kernel.panic_on_oops": "1", "kernel.keys.root_maxkeys": "1000000",
+                   "kernel.keys.root_maxbytes": "25000000"}  # fmt: skip
+POD_SUBNET = "10.244.0.0/16"
+INIT = "/usr/local/sbin/herd-test-init"
+# TEST HOST ONLY: the container's PID 1 until systemd (see the module's docstring).
+INIT_SCRIPT = """#!/bin/sh
+# herd test host: make the host's own cgroups writable and give the kubelet a /dev/kmsg, then boot systemd.
+for hierarchy in /sys/fs/cgroup/*; do
+    mountpoint -q "$hierarchy" && mount -o remount,bind,rw "$hierarchy" "$hierarchy"
+done
+mount -o remount,rw /sys/fs/cgroup 2>/dev/null || true
+[ -e /dev/kmsg ] || ln -s /dev/console /dev/kmsg
+exec /lib/systemd/systemd "$@"
+"""
 
 
 def image(release: str) -> Path:
@@ -97,6 +130,15 @@ def why_not_available(release: str = DEFAULT_RELEASE) -> str | None:
     return None
 
 
+def why_no_cluster() -> str | None:
+    """None when the test hosts can run the real Kubernetes (the packages' binaries built, the images kubeadm
+    needs built), else why not (a skip message)."""
+    missing = [i.reference for i in images.kubeadm_images() if not i.built]
+    if missing:
+        return f"images not built ({', '.join(missing)}): run scripts/images.sh as root"
+    return None
+
+
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, capture_output=True, text=True)
 
@@ -122,6 +164,7 @@ def _clean_leftovers() -> None:
     for mount in reversed(state.get("mounts", [])):
         _run("umount", "-l", mount, check=False)
     _run("ip", "link", "delete", state.get("bridge", "herdbr-none"), check=False)
+    _remove_cgroups(CGROUP_PARENT)
     STATE.unlink(missing_ok=True)
 
 
@@ -134,6 +177,33 @@ def _wait_port(address: str, port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.2)
     return False
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    """Each cgroup hierarchy of this machine once (v1 controllers, named and unified ones; or the v2 root)."""
+    if (CGROUPS / "cgroup.controllers").exists():
+        return [CGROUPS]
+    seen: set[Path] = set()
+    for entry in sorted(CGROUPS.iterdir()):
+        real = entry.resolve()
+        if real not in seen and (real / "cgroup.procs").exists():
+            seen.add(real)
+    return sorted(seen)
+
+
+def _remove_cgroups(name: str) -> None:
+    """Remove ``name`` (a path below the hierarchies' roots) and everything below it, deepest first."""
+    for hierarchy in _cgroup_hierarchies():
+        for directory, _, _ in os.walk(hierarchy / name, topdown=False):  # cgroups vanish while walked
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+
+def _set_kubelet_sysctls() -> None:
+    for key, value in KUBELET_SYSCTLS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        if path.read_text().strip() != value:
+            path.write_text(value)
 
 
 class Testbed:
@@ -169,7 +239,6 @@ class Testbed:
         self._mounts: list[Path] = []
         self._proxy: subprocess.Popen[bytes] | None = None
         self._repo: RepoServer | None = None
-        self.api: PretendApi | None = None
         self._bridge_up = False
         self._mounted_nspawn_tmpfs = False
 
@@ -206,11 +275,11 @@ class Testbed:
             # We hold the lock, so this is left over from a run that was killed: remove it.
             _run("ip", "link", "delete", self.bridge, check=False)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "herd-testbed", "-f", str(self.key))
+        _set_kubelet_sysctls()
         self._network()
         self._start_proxy()
         build_repos(self.repo_root, self.versions)
         self._repo = RepoServer(self.repo_root, self.gateway, REPO_PORT).__enter__()
-        self.api = PretendApi(self.gateway, API_PORT).start()
         nspawn_run = Path("/run/systemd/nspawn")
         nspawn_run.mkdir(parents=True, exist_ok=True)
         if _run("mountpoint", "-q", str(nspawn_run), check=False).returncode != 0:
@@ -267,14 +336,43 @@ class Testbed:
         )
         self._mounts.append(root)
         self._seed(host, root)
+        containerd = base / "containerd"
+        containerd.mkdir(exist_ok=True)
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
         log = (logs / f"{host.name}.console.log").open("wb")
+        # nspawn starts in the host's own cgroups (the shell moves itself there, then becomes nspawn), so they are
+        # the root of the container's cgroup namespace.
+        enter = 'for procs in $HERD_CGROUPS; do echo $$ > "$procs"; done; exec "$@"'
+        cgroups = " ".join(str(procs) for procs in self._make_cgroups(host.name))
         self._containers[host.name] = subprocess.Popen(
-            ["systemd-nspawn", "-q", "-D", str(root), "-M", host.name, "--register=no", "--keep-unit", "-b",
-             f"--network-bridge={self.bridge}", "--link-journal=no"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            ["/bin/sh", "-c", enter, "herd-test-host",
+             "systemd-nspawn", "-q", "-D", str(root), "-M", host.name, "--register=no", "--keep-unit",
+             "--kill-signal=SIGRTMIN+3", "--system-call-filter=@keyring",
+             f"--bind={containerd}:/var/lib/containerd", f"--network-bridge={self.bridge}", "--link-journal=no",
+             INIT],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, "HERD_CGROUPS": cgroups},
         )  # fmt: skip
+
+    def _make_cgroups(self, name: str) -> list[Path]:
+        """The host's cgroup in every hierarchy; returns their cgroup.procs files."""
+        procs = []
+        for hierarchy in _cgroup_hierarchies():
+            path = hierarchy
+            for part in (CGROUP_PARENT, name):
+                parent, path = path, path / part
+                path.mkdir(exist_ok=True)
+                # A new cpuset cgroup has no CPUs and no memory nodes until given its parent's.
+                for knob in ("cpuset.cpus", "cpuset.mems"):
+                    if (path / knob).exists() and not (path / knob).read_text().strip():
+                        (path / knob).write_text((parent / knob).read_text())
+            procs.append(path / "cgroup.procs")
+        return procs
+
+    def pod_range(self, name: str) -> str:
+        """The pod addresses of host ``name`` on the CNI stand-in (a /24 of POD_SUBNET per host)."""
+        index = [h.name for h in self.hosts].index(name)
+        return f"{POD_SUBNET.split('.0.0/', 1)[0]}.{index + 1}.0/24"
 
     def _seed(self, host: HostSpec, root: Path) -> None:
         def write(path: str, text: str, mode: int = 0o644) -> None:
@@ -286,9 +384,13 @@ class Testbed:
         write("/etc/hostname", f"{host.name}\n")
         write("/etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {host.name}\n")
         write("/etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
+        routes = "".join(f"\n[Route]\nDestination={self.pod_range(h.name)}\nGateway={self.address(h.name)}\n"
+                         for h in self.hosts if h.name != host.name)  # fmt: skip
         write("/etc/systemd/network/10-host0.network",
               f"[Match]\nName=host0\n\n[Network]\nAddress={self.address(host.name)}/24\n"
-              "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")  # fmt: skip
+              f"LinkLocalAddressing=no\nIPv6AcceptRA=no\n{routes}")  # fmt: skip
+        write(INIT, INIT_SCRIPT, 0o755)
+        write("/etc/cni/net.d/10-herd-test-bridge.conflist", json.dumps(self.cni_config(host.name), indent=2))
         wants = root / "etc/systemd/system/multi-user.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
         link = wants / "systemd-networkd.service"
@@ -304,8 +406,19 @@ class Testbed:
         for i, _ in enumerate(host.gpus):
             write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/vendor", "0x10de\n")
             write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/class", "0x030200\n")
-        write("/etc/herd-test/api-url", f"http://{self.gateway}:{API_PORT}\n")
         write("/etc/herd-test/fake-gpus.json", json.dumps([{"name": n, "memory_mib": m} for n, m in host.gpus]))
+
+    def cni_config(self, name: str) -> dict[str, Any]:
+        """The CNI stand-in's configuration on host ``name`` (bridge ``cni0``, this host's pod range)."""
+        return {
+            "cniVersion": "1.0.0",
+            "name": "herd-test-bridge",
+            "plugins": [
+                {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": self.pod_range(name)}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+            ],
+        }  # fmt: skip
 
     def _wait_ssh(self, host: HostSpec, timeout: float = 90) -> None:
         address = self.address(host.name)
@@ -342,6 +455,7 @@ class Testbed:
                     proc.kill()
                     proc.wait(timeout=10)
         self._containers.clear()
+        _remove_cgroups(CGROUP_PARENT)
         for root in reversed(self._mounts):
             if _run("umount", str(root), check=False).returncode != 0:
                 _run("umount", "-l", str(root), check=False)
@@ -349,8 +463,6 @@ class Testbed:
         if self._repo is not None:
             self._repo.__exit__(None, None, None)
             self._repo = None
-        if self.api is not None:
-            self.api.stop()
         if self._proxy is not None:
             self._proxy.terminate()
             try:
@@ -386,11 +498,15 @@ class Testbed:
         return [e for e in entries if tool is None or e["tool"] == tool]
 
     def test_vars(self, host: HostSpec) -> dict[str, Any]:
-        """What the test inventory overrides: addresses, SSH, and the doubles' repositories instead of upstream."""
+        """What the test inventory overrides: addresses, SSH, the test repositories instead of upstream's, the
+        images kubeadm needs as archives (no registry here), and what a container is not (see README, "What the
+        test hosts prove")."""
         v = self.versions
         cp = next((h for h in self.hosts if h.group == "control_plane"), self.hosts[0])
-        k8s = f"{self.repo_url}/k8s/core:/stable:/v{v.kubernetes_minor}/deb/"
-        toolkit = f"{self.repo_url}/nvidia/libnvidia-container/stable/deb/amd64/"
+        kubeadm_images = images.kubeadm_images()
+        # Workers need the sandbox image only; control planes the static pods' too.
+        archives = [str(i.archive) for i in kubeadm_images
+                    if host.group == "control_plane" or i.reference == images.PAUSE_IMAGE]  # fmt: skip
         return {
             "ansible_host": self.address(host.name),
             "ansible_user": "root",
@@ -401,13 +517,21 @@ class Testbed:
             "herd_control_plane_endpoint": f"{self.address(cp.name)}:6443",
             "herd_kubernetes_version": v.kubernetes,
             "herd_kubeconfig_dest": str(self.kubeconfig),
-            "kubernetes_apt_repo_url": k8s,
-            # Only the base moves: the role picks the release's repository, key and driver pin itself.
-            "nvidia_driver_repo_base": f"{self.repo_url}/nvidia/cuda/",
-            "nvidia_toolkit_repo_url": toolkit,
-            "nvidia_toolkit_key_url": f"{toolkit}Release.key",
+            **repository_vars(self.repo_url),
             "nvidia_toolkit_version": v.nvidia_toolkit,
             "nvidia_pci_devices_dir": FAKE_PCI,
+            "containerd_image_archives": archives,
+            # No CAP_SYS_RESOURCE inside a test host (nor for root on this machine): runc may not lower a
+            # process's oom_score_adj (kind sets the same for nested nodes).
+            "containerd_restrict_oom_score_adj": True,
+            # The kit's etcd pin, not kubeadm 1.36.3's default 3.6.8 (herd_ops/images.py builds that image).
+            "herd_etcd_image_tag": images.ETCD_IMAGE_TAG,
+            # CoreDNS and kube-proxy are not built here (README): no test resolves a name or uses a Service.
+            "herd_kubeadm_skip_phases": ["addon/coredns", "addon/kube-proxy"],
+            # SystemVerification reads the kernel's config and wants cgroup v2; this machine is cgroup v1 and a
+            # container has no kernel config: the one preflight check ignored.
+            "herd_kubeadm_ignore_preflight_errors": ["SystemVerification"],
+            "herd_kubelet_config": {"failCgroupV1": False},
             "verify_kubelet_delay": 2,
             **host.host_vars,
         }  # fmt: skip
@@ -446,12 +570,32 @@ class Testbed:
                 continue
         return None
 
+    # -- the cluster the playbooks made ------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The pinned kubectl on this machine, with the admin kubeconfig control_plane.yml fetched."""
+        kubectl = built_components("kubectl") / "kubectl"
+        argv = [str(kubectl), f"--kubeconfig={self.kubeconfig}", "--request-timeout=20s", *args]
+        return subprocess.run(argv, input=stdin, check=check, capture_output=True, text=True)
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
-        """The Node objects in the pretend API server (what kubelets registered and kubectl changed)."""
-        assert self.api is not None
-        with self.api.lock:
-            return json.loads(json.dumps(self.api.nodes))
+        """The Node objects as the real API server has them, by name: labels, taints, unschedulable, ready."""
+        out = {}
+        for node in self.get("nodes")["items"]:
+            conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
+            out[node["metadata"]["name"]] = {
+                "labels": node["metadata"].get("labels", {}),
+                "taints": node["spec"].get("taints", []),
+                "unschedulable": node["spec"].get("unschedulable", False),
+                "ready": conditions.get("Ready") == "True",
+                "node": node,
+            }
+        return out
 
 
 @contextmanager
