@@ -593,18 +593,24 @@ def _configure(run: _Steps, image: str, config: Mapping[str, Any]) -> None:
     run("umoci", "config", "--image", image, *args)
 
 
+def _new_bundle(run: _Steps, tagged: str, layout: Path, bundle: Path) -> Path:
+    """An empty image ``tagged`` in a new layout, unpacked into ``bundle``; returns its rootfs.
+
+    unpack/repack rather than umoci insert: Debian's umoci 0.4.7 leaves insert's layer without its tar footer
+    (umoci#436), which containerd reads as a truncated archive."""
+    run("umoci", "init", "--layout", layout)
+    run("umoci", "new", "--image", tagged)
+    run("umoci", "unpack", "--image", tagged, bundle)
+    return bundle / "rootfs"
+
+
 def _build_pause(image: Image, work: Path, run: _Steps) -> Path:
     binary = work / "pause"
     run("gcc", *image.recipe["cflags"], "-o", binary, image.sources["pause.c"])
     run("strip", binary)
     layout, bundle = work / "oci", work / "bundle"
     tagged = f"{layout}:{image.reference}"
-    run("umoci", "init", "--layout", layout)
-    run("umoci", "new", "--image", tagged)
-    # unpack/repack rather than umoci insert: Debian's umoci 0.4.7 leaves insert's layer without its tar footer
-    # (umoci#436), which containerd reads as a truncated archive.
-    run("umoci", "unpack", "--image", tagged, bundle)
-    shutil.copy2(binary, bundle / "rootfs" / "pause")
+    shutil.copy2(binary, _new_bundle(run, tagged, layout, bundle) / "pause")
     run("umoci", "repack", "--history.created_by", "pause.c, as build/pause/Makefile", "--image", tagged, bundle)
     _configure(run, tagged, image.recipe["config"])
     run("umoci", "gc", "--layout", layout)
@@ -646,10 +652,7 @@ def _build_static_binary(image: Image, work: Path, run: _Steps) -> Path:
     name = image.recipe["binary"]
     layout, bundle = work / "oci", work / "bundle"
     tagged = f"{layout}:{image.reference}"
-    run("umoci", "init", "--layout", layout)
-    run("umoci", "new", "--image", tagged)
-    run("umoci", "unpack", "--image", tagged, bundle)
-    rootfs = bundle / "rootfs"
+    rootfs = _new_bundle(run, tagged, layout, bundle)
     _write_static_root(rootfs, image.recipe["root"])
     root = "a minimal root as distroless static's: users root, nobody, nonroot; /tmp"
     # --refresh-bundle: the next repack's layer holds only what changed since (the binary).
@@ -711,10 +714,7 @@ def _build_base(base: Mapping[str, Any], layout: Path, reference: str) -> None:
     run = _Steps(work / "build.log", reference)
     oci, bundle = work / "oci", work / "bundle"
     tagged = f"{oci}:base"
-    run("umoci", "init", "--layout", oci)
-    run("umoci", "new", "--image", tagged)
-    run("umoci", "unpack", "--image", tagged, bundle)
-    rootfs = bundle / "rootfs"
+    rootfs = _new_bundle(run, tagged, oci, bundle)
     packages = ",".join(base["packages"])
     run(
         "debootstrap",

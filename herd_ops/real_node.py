@@ -68,7 +68,7 @@ def unavailable(bin_dir: Path) -> str | None:
     return None
 
 
-def _cgroup_hierarchies() -> list[Path]:
+def cgroup_hierarchies() -> list[Path]:
     """The cgroup hierarchies under /sys/fs/cgroup: each v1 one once (named ones, and a hybrid host's unified v2
     tree, included), or the v2 root."""
     if (CGROUP_ROOT / "cgroup.controllers").exists():
@@ -81,6 +81,32 @@ def _cgroup_hierarchies() -> list[Path]:
         seen.add(real)
         out.append(real)
     return out
+
+
+def make_cgroup(path: str) -> list[Path]:
+    """Create cgroup ``path`` (below the roots, parents first) in every hierarchy; return the new cgroups."""
+    made = []
+    for hierarchy in cgroup_hierarchies():
+        cgroup = hierarchy
+        for part in Path(path).parts:
+            parent, cgroup = cgroup, cgroup / part
+            cgroup.mkdir(exist_ok=True)
+            # A new cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's.
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if (cgroup / knob).exists() and not (cgroup / knob).read_text().strip():
+                    (cgroup / knob).write_text((parent / knob).read_text())
+        made.append(cgroup)
+    return made
+
+
+def remove_cgroup(path: str) -> None:
+    """Remove cgroup ``path`` and everything below it in every hierarchy (what still holds a process stays)."""
+    for hierarchy in cgroup_hierarchies():
+        # Deepest first (a cgroup is removed with rmdir, and only once it has no children), the root last; os.walk,
+        # not Path.rglob: cgroups vanish while they are walked (a container that just ended).
+        for directory, _, _ in os.walk(hierarchy / path, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
 
 @dataclass
@@ -169,13 +195,7 @@ class RealNode:
         write_kubeconfig(self.directory / "kubelet.kubeconfig", server, ca, client, f"system:node:{self.name}")
 
     def _make_cgroup_root(self) -> None:
-        for hierarchy in _cgroup_hierarchies():
-            root = hierarchy / self.cgroup_name
-            root.mkdir(exist_ok=True)
-            # A new cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's.
-            for knob in ("cpuset.cpus", "cpuset.mems"):
-                if (root / knob).exists() and not (root / knob).read_text().strip():
-                    (root / knob).write_text((hierarchy / knob).read_text())
+        make_cgroup(self.cgroup_name)
 
     def _make_mount_namespace(self) -> None:
         self.mount_namespace.touch()
@@ -374,7 +394,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
     def _cgroup_pids(self) -> set[int]:
         pids: set[int] = set()
-        for hierarchy in _cgroup_hierarchies():
+        for hierarchy in cgroup_hierarchies():
             root = hierarchy / self.cgroup_name
             # os.walk, not Path.rglob: cgroups vanish while they are walked (a container that just ended).
             for directory, _, files in os.walk(root):
@@ -404,10 +424,5 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             subprocess.run(["umount", str(self.mount_namespace)], capture_output=True, check=False)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
-        for hierarchy in _cgroup_hierarchies():
-            root = hierarchy / self.cgroup_name
-            # Deepest first (a cgroup is removed with rmdir, and only once it has no children), the root last.
-            for directory, _, _ in os.walk(root, topdown=False):
-                with contextlib.suppress(OSError):
-                    os.rmdir(directory)
+        remove_cgroup(self.cgroup_name)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from herd_ops.real_node import CGROUP_ROOT, cgroup_hierarchies
 from tests.playbooks.testbed import (
     CGROUP_PARENT,
-    CGROUPS,
     RELEASES,
     STATE,
     HostSpec,
     Testbed,
-    _cgroup_hierarchies,
     why_not_available,
 )
 
@@ -46,7 +45,7 @@ def test_teardown_even_when_the_test_fails(release: str, tmp_path: Path) -> None
         # What a kubelet needs beyond nspawn's defaults (what kind gives its nodes): the host's own cgroups,
         # writable, as the root of its cgroup namespace, and a /dev/kmsg.
         assert bed.ssh("t1", "grep memory /proc/self/cgroup").stdout.strip().endswith(":/system.slice/ssh.service")
-        assert (CGROUPS / "memory" / CGROUP_PARENT / "t1" / "system.slice" / "ssh.service").is_dir()
+        assert (CGROUP_ROOT / "memory" / CGROUP_PARENT / "t1" / "system.slice" / "ssh.service").is_dir()
         probe = "mkdir /sys/fs/cgroup/memory/probe && rmdir /sys/fs/cgroup/memory/probe"
         assert bed.ssh("t1", probe).returncode == 0
         assert bed.ssh("t1", "test -e /dev/kmsg").returncode == 0
@@ -61,4 +60,4 @@ def test_teardown_even_when_the_test_fails(release: str, tmp_path: Path) -> None
         assert subprocess.run(["mountpoint", "-q", str(mount)], check=False).returncode != 0
     assert subprocess.run(["ip", "link", "show", bed.bridge], capture_output=True, check=False).returncode != 0
     assert not STATE.exists()
-    assert not any((h / CGROUP_PARENT).exists() for h in _cgroup_hierarchies()), "a host's cgroup is left"
+    assert not any((h / CGROUP_PARENT).exists() for h in cgroup_hierarchies()), "a host's cgroup is left"

@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from herd_ops import images
+from herd_ops.real_node import make_cgroup, remove_cgroup
 from tests.conftest import built_components
 from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos, repository_vars
 
@@ -68,7 +69,6 @@ REPO_PORT = 8213
 FAKE_PCI = "/etc/herd-test/fake-pci"
 # Test hosts are re-created each run with the image's host keys: nothing to pin, nothing to remember.
 SSH_OPTIONS = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=10")
-CGROUPS = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "herd-testbed"
 # What every kubelet sets on its machine at start (and exits when it cannot): kubelet's setupKernelTunables.
 KUBELET_SYSCTLS = {"vm.overcommit_memory": "1", "vm.panic_on_oom": "0", "kernel.panic": "10",
@@ -164,7 +164,7 @@ def _clean_leftovers() -> None:
     for mount in reversed(state.get("mounts", [])):
         _run("umount", "-l", mount, check=False)
     _run("ip", "link", "delete", state.get("bridge", "herdbr-none"), check=False)
-    _remove_cgroups(CGROUP_PARENT)
+    remove_cgroup(CGROUP_PARENT)
     STATE.unlink(missing_ok=True)
 
 
@@ -177,26 +177,6 @@ def _wait_port(address: str, port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.2)
     return False
-
-
-def _cgroup_hierarchies() -> list[Path]:
-    """Each cgroup hierarchy of this machine once (v1 controllers, named and unified ones; or the v2 root)."""
-    if (CGROUPS / "cgroup.controllers").exists():
-        return [CGROUPS]
-    seen: set[Path] = set()
-    for entry in sorted(CGROUPS.iterdir()):
-        real = entry.resolve()
-        if real not in seen and (real / "cgroup.procs").exists():
-            seen.add(real)
-    return sorted(seen)
-
-
-def _remove_cgroups(name: str) -> None:
-    """Remove ``name`` (a path below the hierarchies' roots) and everything below it, deepest first."""
-    for hierarchy in _cgroup_hierarchies():
-        for directory, _, _ in os.walk(hierarchy / name, topdown=False):  # cgroups vanish while walked
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)
 
 
 def _set_kubelet_sysctls() -> None:
@@ -344,7 +324,7 @@ class Testbed:
         # nspawn starts in the host's own cgroups (the shell moves itself there, then becomes nspawn), so they are
         # the root of the container's cgroup namespace.
         enter = 'for procs in $HERD_CGROUPS; do echo $$ > "$procs"; done; exec "$@"'
-        cgroups = " ".join(str(procs) for procs in self._make_cgroups(host.name))
+        cgroups = " ".join(str(c / "cgroup.procs") for c in make_cgroup(f"{CGROUP_PARENT}/{host.name}"))
         self._containers[host.name] = subprocess.Popen(
             ["/bin/sh", "-c", enter, "herd-test-host",
              "systemd-nspawn", "-q", "-D", str(root), "-M", host.name, "--register=no", "--keep-unit",
@@ -353,21 +333,6 @@ class Testbed:
              INIT],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, "HERD_CGROUPS": cgroups},
         )  # fmt: skip
-
-    def _make_cgroups(self, name: str) -> list[Path]:
-        """The host's cgroup in every hierarchy; returns their cgroup.procs files."""
-        procs = []
-        for hierarchy in _cgroup_hierarchies():
-            path = hierarchy
-            for part in (CGROUP_PARENT, name):
-                parent, path = path, path / part
-                path.mkdir(exist_ok=True)
-                # A new cpuset cgroup has no CPUs and no memory nodes until given its parent's.
-                for knob in ("cpuset.cpus", "cpuset.mems"):
-                    if (path / knob).exists() and not (path / knob).read_text().strip():
-                        (path / knob).write_text((parent / knob).read_text())
-            procs.append(path / "cgroup.procs")
-        return procs
 
     def pod_range(self, name: str) -> str:
         """The pod addresses of host ``name`` on the CNI stand-in (a /24 of POD_SUBNET per host)."""
@@ -455,7 +420,7 @@ class Testbed:
                     proc.kill()
                     proc.wait(timeout=10)
         self._containers.clear()
-        _remove_cgroups(CGROUP_PARENT)
+        remove_cgroup(CGROUP_PARENT)
         for root in reversed(self._mounts):
             if _run("umount", str(root), check=False).returncode != 0:
                 _run("umount", "-l", str(root), check=False)
