@@ -1,7 +1,7 @@
 """Submit and status of sweeps of 10, 1,000 and 10,000 runs on the local real cluster: ml_jobs (one Indexed Job)
 vs one Job per run, side by side in one run.
 
-The cluster is the real one the tests use (``herd_ops.local_cluster``: upstream kube-apiserver, controller manager
+The cluster is the real one the tests use (``herd_local.cluster``: upstream kube-apiserver, controller manager
 and scheduler at the pinned release, KWOK nodes); requests go through the tests' proxy (``tests/ml_jobs/cluster/
 faults.py``), which counts them and the bytes each side sent and read, injecting nothing. Runs ask for little CPU
 so they fit on the example site's CPU servers; KWOK ends them as their ``env`` says.
@@ -33,11 +33,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from herd_ops.local_cluster import stand_in_volumes, started
+from herd_local.cluster import started
+from herd_local.objects import stand_in_volumes
+from herd_local.ports import free_base
 from ml_jobs.kube import Api, submit, sweep_status
 from ml_jobs.render import render
 from ml_jobs.spec import Experiment
-from tests.conftest import Admin, _free_base_port
+from tests.conftest import Admin
 from tests.ml_jobs.cluster.faults import FaultProxy
 
 NAMESPACE = "bench"
@@ -199,7 +201,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster on the way out, as on Ctrl-C
-    with tempfile.TemporaryDirectory() as tmp, started(Path(tmp) / "cluster", _free_base_port()) as cluster:
+    with tempfile.TemporaryDirectory() as tmp, started(Path(tmp) / "cluster", free_base()) as cluster:
         admin = Admin(cluster)
         admin.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         claim = {

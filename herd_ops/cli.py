@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from herd_ops._runner import OpsError
+from ml_jobs.errors import HerdError
 
 app = typer.Typer(
     name="herd-ops",
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``herd-ops`` console script."""
     try:
         app(args=argv, standalone_mode=True)
-    except OpsError as e:
+    except HerdError as e:
         if os.environ.get("HERD_DEBUG"):
             raise
         print(f"herd-ops: error: {e}", file=sys.stderr)

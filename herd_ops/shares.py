@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from ml_jobs import queueing, taxonomy
-from ml_jobs._quantity import format_quantity, parse_quantity
+from ml_jobs.quantity import format_quantity, parse_quantity
 
 __all__ = ["Fit", "check", "read_cluster", "servers_of"]
 

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from infra._instance_types import GpuSpec, InstanceTypeError, gpu_of
 from ml_jobs import taxonomy
+from ml_jobs.errors import HerdError
+from ml_jobs.quantity import parse_quantity
 
 __all__ = [
     "BGP_ASN_MAX",
@@ -58,7 +59,6 @@ SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
 REGION_KEY = "aws:region"
 
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _GO_DURATION = re.compile(r"^([0-9]+(ns|us|ms|s|m|h))+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
 _CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -118,7 +118,7 @@ _NOT_ROUTED = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(HerdError, ValueError):
     """A stack config value is missing or wrong.
 
     Attributes:
@@ -188,8 +188,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+def _is_quantity(value: object) -> bool:
+    """A Kubernetes quantity that is not negative (ml_jobs.quantity owns the grammar)."""
+    try:
+        return isinstance(value, str) and parse_quantity(value) >= 0
+    except ValueError:
+        return False
+
+
 def _quantity(value: str) -> str:
-    if not isinstance(value, str) or not _QUANTITY.match(value):
+    if not _is_quantity(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi)")
     return value
 
@@ -650,7 +658,7 @@ def _check(cfg: StackConfig) -> None:
     ):
         if not taxonomy.is_dns1123_subdomain(value) or len(value) > 63:
             raise ConfigError(p + name, f"{value!r} is not a valid Kubernetes object name")
-    if not _QUANTITY.match(cfg.results_claim_size):
+    if not _is_quantity(cfg.results_claim_size):
         raise ConfigError(p + "resultsClaimSize", f"{cfg.results_claim_size!r} is not a quantity (e.g. 1Ti)")
     if not _GO_DURATION.match(cfg.autoscaler_scale_down_unneeded_time):
         raise ConfigError(p + "autoscalerScaleDownUnneededTime", "must be a Go duration such as 10m or 1h30m")

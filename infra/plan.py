@@ -28,6 +28,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from infra import config
+from ml_jobs.errors import HerdError
 from ml_jobs.user_yaml import YamlError, load_yaml
 
 __all__ = ["Plan", "PlanMocks", "PlannedResource", "load_stack_file", "main", "render", "run_plan"]
@@ -532,53 +533,72 @@ def render(plan: Plan) -> Any:
     return tree
 
 
+app = typer.Typer(
+    name="herd-plan",
+    help=__doc__.split("\n\n")[0] if __doc__ else None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+EXIT_USER_ERROR = 2
+
+
+@app.command()
+def plan(
+    stack_file: Annotated[Path, typer.Argument(help="A stack file, e.g. Pulumi.example.yaml.")],
+    project: Annotated[
+        Path | None, typer.Option(help="The project file (default: Pulumi.yaml beside the stack file).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON instead of a tree.")] = False,
+) -> None:
+    """Plan STACK_FILE offline and print every resource and output."""
+    from rich.console import Console
+
+    project_file = project or (stack_file.parent / "Pulumi.yaml")
+    if not project_file.exists():
+        project_file = config.PROJECT_FILE
+    try:
+        result = run_plan(load_stack_file(stack_file), project_file=project_file)
+    except config.ConfigError as e:
+        raise StackFileError(stack_file, e) from e
+    if json_out:
+        doc = {
+            "resources": [{"type": r.type, "name": r.name, "summary": _summary(r)} for r in result.resources],
+            "outputs": {k: (SECRET if s else v) for k, (v, s) in result.outputs.items()},
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
+    custom = [r for r in result.resources if r.custom]
+    out.print(
+        f"herd-plan: {stack_file} → {len(custom)} resources in {len(result.resources) - len(custom)} "
+        "components (offline, under Pulumi mocks: nothing was sent to AWS or a cluster)"
+    )
+    out.print(render(result))
+    out.print("[bold]outputs[/]")
+    for name, (value, is_secret) in result.outputs.items():
+        shown = SECRET if is_secret else json.dumps(value)
+        out.print(f"  {name} = {shown}", markup=False)
+
+
+class StackFileError(HerdError):
+    """A stack file's config is wrong: the file, then the key and the problem."""
+
+    def __init__(self, stack_file: Path, error: config.ConfigError) -> None:
+        self.stack_file = stack_file
+        self.error = error
+        super().__init__(f"{stack_file}: {error}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``herd-plan``."""
-    app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0] if __doc__ else None)
-
-    @app.command()
-    def plan(
-        stack_file: Annotated[Path, typer.Argument(help="A stack file, e.g. Pulumi.example.yaml.")],
-        project: Annotated[
-            Path | None, typer.Option(help="The project file (default: Pulumi.yaml beside the stack file).")
-        ] = None,
-        json_out: Annotated[
-            bool, typer.Option("--json", help="Print the plan as JSON instead of a tree.")
-        ] = False,
-    ) -> None:
-        from rich.console import Console
-
-        project_file = project or (stack_file.parent / "Pulumi.yaml")
-        if not project_file.exists():
-            project_file = config.PROJECT_FILE
-        err = Console(stderr=True)
-        try:
-            result = run_plan(load_stack_file(stack_file), project_file=project_file)
-        except config.ConfigError as e:
-            if os.environ.get("HERD_DEBUG"):
-                raise
-            err.print(f"herd-plan: {stack_file}: {e}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        if json_out:
-            doc = {
-                "resources": [{"type": r.type, "name": r.name, "summary": _summary(r)} for r in result.resources],
-                "outputs": {k: (SECRET if s else v) for k, (v, s) in result.outputs.items()},
-            }
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-            return
-        out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
-        custom = [r for r in result.resources if r.custom]
-        out.print(
-            f"herd-plan: {stack_file} → {len(custom)} resources in {len(result.resources) - len(custom)} "
-            "components (offline, under Pulumi mocks: nothing was sent to AWS or a cluster)"
-        )
-        out.print(render(result))
-        out.print("[bold]outputs[/]")
-        for name, (value, is_secret) in result.outputs.items():
-            shown = SECRET if is_secret else json.dumps(value)
-            out.print(f"  {name} = {shown}", markup=False)
-
-    app(args=argv, prog_name="herd-plan", standalone_mode=True)
+    """Entry point of ``herd-plan``: a ``HerdError`` is one line on stderr and exit status 2 (``HERD_DEBUG=1``
+    for the traceback)."""
+    try:
+        app(args=argv, prog_name="herd-plan", standalone_mode=True)
+    except HerdError as e:
+        if os.environ.get("HERD_DEBUG"):
+            raise
+        print(f"herd-plan: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

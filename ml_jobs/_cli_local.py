@@ -194,7 +194,7 @@ def run(
     console.print(line, highlight=False, soft_wrap=True)
     for index in report.failed[:5]:
         attempts = report.runs[index].attempts
-        log = f"{where}/{layout.run_name(index)}/logs/attempt-{attempts}.log"
+        log = layout.attempt_log(layout.run_dir(where, index), attempts)
         console.print(f"[red]✗[/] log: {log}", highlight=False, soft_wrap=True)
     if exp.objective is not None and exp.sweep.names():
         console.print(

@@ -15,6 +15,7 @@ Results layout (``root`` is the results volume's mount path in a pod, ``--result
     <root>/<experiment>/<run>/run.json         index, name, attempt, host of the latest attempt
     <root>/<experiment>/<run>/metrics.json     written by the run: {"metric": number, ...}
     <root>/<experiment>/<run>/checkpoint/      CHECKPOINT_DIR: the same directory for every retry of the run
+    <root>/<experiment>/<run>/logs/attempt-N.log   local runs: the output of attempt N (:func:`attempt_log`)
 
 In a pod, the shim also copies the run's metrics into the container's termination message (see
 :func:`termination_message`), so ``ml-jobs status`` shows them from the pod's status, without the results volume.
@@ -48,6 +49,7 @@ __all__ = [
     "INDEX_FAILURE_COUNT_ANNOTATION",
     "LAYOUT_FILE",
     "LOCAL_RESULTS_DIR",
+    "LOGS_DIR_NAME",
     "MAX_RUNS",
     "METRICS_FILE_NAME",
     "PARAMS_FILE_NAME",
@@ -55,6 +57,7 @@ __all__ = [
     "SWEEP_FILE",
     "TERMINATION_LOG_PATH",
     "TERMINATION_MESSAGE_LIMIT",
+    "attempt_log",
     "checkpoint_dir",
     "experiment_dir",
     "experiment_dir_name",
@@ -80,6 +83,8 @@ PARAMS_FILE_NAME = "params.json"
 METRICS_FILE_NAME = "metrics.json"
 RUN_FILE_NAME = "run.json"
 CHECKPOINT_DIR_NAME = "checkpoint"
+# Local runs only: each attempt's stdout and stderr (in a pod, the container log holds them).
+LOGS_DIR_NAME = "logs"
 
 # The sweep ConfigMap's keys, and where it is mounted in every pod.
 CONFIG_MOUNT_PATH = "/etc/ml-jobs"
@@ -156,6 +161,11 @@ def run_dir(experiment_dir: str | os.PathLike[str], index: int) -> str:
 def checkpoint_dir(run_dir: str | os.PathLike[str]) -> str:
     """The run's CHECKPOINT_DIR. It depends on the index only, so every retry of a run finds the last one's."""
     return posixpath.join(run_dir, CHECKPOINT_DIR_NAME)
+
+
+def attempt_log(run_dir: str | os.PathLike[str], attempt: int) -> str:
+    """``<run_dir>/logs/attempt-<N>.log``: where a local run's attempt N writes its output."""
+    return posixpath.join(os.fspath(run_dir), LOGS_DIR_NAME, f"attempt-{attempt}.log")
 
 
 def param_env_name(param: str) -> str:

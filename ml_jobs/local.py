@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ml_jobs import _shim, layout
-from ml_jobs._quantity import parse_quantity
 from ml_jobs.errors import HerdError, ResultsError
+from ml_jobs.quantity import parse_quantity
 from ml_jobs.render import sweep_definition
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ __all__ = [
 META_DIR = ".ml-jobs"
 EXPERIMENT_FILE = "experiment.json"
 STATUS_FILE = "status.json"
-LOGS_DIR = "logs"
 SUCCEEDED, FAILED, INTERRUPTED, RUNNING, PENDING = "succeeded", "failed", "interrupted", "running", "pending"
 _POLL_SECONDS = 0.05
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -469,8 +468,8 @@ class _Sweep:
         state.state, state.exit_code, state.note = RUNNING, None, ""
         state.started, state.finished = time.time(), None
         run_path = Path(layout.run_dir(self.dir, index))
-        (run_path / LOGS_DIR).mkdir(parents=True, exist_ok=True)
-        log_path = run_path / LOGS_DIR / f"attempt-{state.attempts}.log"
+        log_path = Path(layout.attempt_log(run_path, state.attempts))
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         gpus = [self.free_gpus.pop(0) for _ in range(self.exp.resources.gpus)] if self.plan.gpus else []
         log = open(log_path, "wb")  # noqa: SIM115 - closed when the run ends
         process = subprocess.Popen(

@@ -37,9 +37,9 @@ from pydantic_core import PydanticCustomError
 
 from ml_jobs import _shim, layout, taxonomy
 from ml_jobs import priority as priority_classes
-from ml_jobs._quantity import format_duration, parse_duration, parse_quantity
 from ml_jobs.errors import SpecError, YamlError
 from ml_jobs.priority import Priority
+from ml_jobs.quantity import format_duration, parse_duration, parse_quantity
 from ml_jobs.user_yaml import load_yaml
 
 __all__ = [

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print the Debian mirror this machine's own apt uses (read from its sources), so what builds a Debian root
-# filesystem here (tests/playbooks/hosts/build-rootfs.sh, herd_ops/images.py) needs no network beyond apt's.
+# filesystem here (tests/playbooks/hosts/build-rootfs.sh, herd_local/images.py) needs no network beyond apt's.
 set -euo pipefail
 
 mirror=""

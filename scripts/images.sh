@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the container images herd's nodes import, as OCI archives, and cache them: the ones the local
 # cluster's real node imports (pause, the example's) and the ones kubeadm init runs (pause, etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler). herd_ops/images.py says what each is and how it is built.
+# kube-controller-manager, kube-scheduler). herd_local/images.py says what each is and how it is built.
 #
 #   scripts/images.sh              build what is missing, then print the cache directory
 #   scripts/images.sh --dir        print the cache directory without building (exit 1 when an image is missing)
@@ -13,4 +13,4 @@
 # for kubeadm's images, the binaries scripts/components.sh builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m herd_ops.images "$@"
+exec .venv/bin/python -m herd_local images "$@"

@@ -9,7 +9,7 @@
 #
 # HERD_LOCAL_CLUSTER_DIR  state directory (certificates, data, logs, kubeconfigs); default .herd/local-cluster
 # HERD_LOCAL_CLUSTER_PORT the API server's port (default 16443); etcd, the controller manager and the scheduler
-#                         take the next four
+#                         take the next ones (herd_local/ports.py)
 # HERD_COMPONENTS_BIN     where the binaries are (default: what scripts/components.sh built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +17,4 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pulumi_aws, ml_job
     # The in-cluster objects come from the Pulumi program's offline plan: it needs the infra extra.
     scripts/setup.sh examples,infra >&2
 fi
-exec .venv/bin/python -m herd_ops.local_cluster "$@"
+exec .venv/bin/python -m herd_local "$@"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -15,9 +14,41 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from herd_ops.local_cluster import LocalCluster
+    from herd_local.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------------------------------------ tiers
+# A test's tier is its heaviest marker (scripts/test.sh TIER runs one): booted test hosts, then the local real
+# cluster, then the rest ("fast": unit tests, mocks, rendered objects).
+TIERS = {"hosts": "hosts", "real_cluster": "cluster"}
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, int] = {}
+
+
+def tier_of(item: pytest.Item) -> str:
+    return next((tier for marker, tier in TIERS.items() if item.get_closest_marker(marker)), "fast")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.user_properties.append(("tier", tier_of(item)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = dict(report.user_properties).get("tier", "fast")
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration  # setup, call and teardown
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        _tier_tests[tier] = _tier_tests.get(tier, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the minutes went, per tier (fixtures included: a cluster or a testbed counts in the tier that
+    started it)."""
+    if _tier_seconds:
+        parts = [f"{tier} {_tier_tests.get(tier, 0)} tests {_tier_seconds[tier] / 60:.1f} min"
+                 for tier in ("fast", "cluster", "hosts") if tier in _tier_seconds]  # fmt: skip
+        terminalreporter.write_line("time per tier: " + ", ".join(parts))
 
 
 @pytest.fixture(scope="session")
@@ -59,27 +90,11 @@ class Admin:
         return f"{group}{where}/{resource}" + (f"/{name}" if name else "")
 
 
-def _free_base_port(span: int = 11) -> int:
-    """A base port with the span a local cluster uses free (``Ports``: base + 0 to base + 10)."""
-    for base in range(26443, 40000, 20):
-        ok = True
-        for port in range(base, base + span):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports on 127.0.0.1")
-
-
 def built_components(what: str) -> Path:
     """The built components' directory; skips the test where they are not built (``what`` says what it needed),
     and fails it under CI, which must build them (scripts/test.sh does)."""
-    from herd_ops.local_cluster import LocalClusterError, components_dir
+    from herd_local.components import components_dir
+    from herd_local.errors import LocalClusterError
 
     try:
         return components_dir()
@@ -92,10 +107,11 @@ def built_components(what: str) -> Path:
 @pytest.fixture(scope="session")
 def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """The local real cluster, started once per session (``scripts/local-cluster.sh up`` does the same)."""
-    from herd_ops.local_cluster import LocalCluster
+    from herd_local.cluster import LocalCluster
+    from herd_local.ports import free_base
 
     bin_dir = built_components("the real control plane")
-    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), _free_base_port(), bin_dir)
+    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), free_base(), bin_dir)
     cluster.up(log=lambda _m: None)
     try:
         yield cluster

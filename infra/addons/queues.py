@@ -31,7 +31,7 @@ from infra.addons.charts import KUEUE, Chart
 from infra.addons.teams import TEAM_LABEL
 from infra.config import Pool, StackConfig, Team
 from ml_jobs import queueing, taxonomy
-from ml_jobs._quantity import format_quantity, parse_quantity
+from ml_jobs.quantity import format_quantity, parse_quantity
 
 __all__ = [
     "KUEUE_NAMESPACE",

@@ -58,7 +58,7 @@ def test_flavors_onprem_by_location_and_one_per_burst_pool(example_plan):
 
 
 def test_flavor_labels_are_what_the_pools_nodes_register_with(example_values):
-    from herd_ops.site import cloud_node_classes
+    from herd_local.site import cloud_node_classes
 
     cfg = config.load(example_values)
     by_pool = {c.host: c for c in cloud_node_classes(example_values)}

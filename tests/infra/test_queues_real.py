@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from herd_ops.local_cluster import LocalCluster, LocalClusterError
+from herd_local.cluster import LocalCluster
+from herd_local.errors import LocalClusterError
 from infra.plan import run_plan
 from tests.infra.helpers import ALL_STACKS, stack_values
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from herd_ops.local_cluster import ALICE_TEAM, LocalCluster, plan_objects
+from herd_local.cluster import ALICE_TEAM, LocalCluster
+from herd_local.objects import plan_objects
 from ml_jobs.kube.results import reader_pod
 from ml_jobs.render import render
 from ml_jobs.spec import Experiment

@@ -14,7 +14,7 @@ import pytest
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
 from ml_jobs import SpecError
-from ml_jobs._quantity import format_duration, parse_duration, parse_quantity
+from ml_jobs.quantity import format_duration, parse_duration, parse_quantity
 from ml_jobs.spec import Experiment, load_spec, parse_spec
 
 DELETE = object()

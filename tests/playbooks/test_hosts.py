@@ -10,7 +10,7 @@ release's testbed after the other.
 kubeadm, the kubelet and kubectl are the pinned upstream v1.36.3 binaries (scripts/components.sh), containerd
 2.2.9 and runc 1.3.7 too, packaged as upstream packages them and installed by the roles from signed test
 repositories; the API server, etcd, controller manager and scheduler are kubeadm's static pods, from images built
-here (herd_ops/images.py). What stands in: the pod network (the CNI bridge plugin instead of Calico, testbed.py),
+here (herd_local/images.py). What stands in: the pod network (the CNI bridge plugin instead of Calico, testbed.py),
 and the NVIDIA driver and container toolkit, which are TEST DOUBLES (tests/playbooks/doubles; no GPU here; the
 toolkit's runtime forwards to runc). What a container cannot show (kernel modules, vm./fs. sysctls, chrony
 running, a real GPU) is listed in the README.
@@ -31,7 +31,8 @@ import pytest
 import testinfra
 import yaml
 
-from herd_ops import RunResult, images, run_playbook
+from herd_local import images
+from herd_ops import RunResult, run_playbook
 from tests.playbooks.doubles.aptrepo import nvidia_driver_releases
 from tests.playbooks.testbed import RELEASES, HostSpec, Testbed, why_no_cluster, why_not_available
 
@@ -155,7 +156,7 @@ def test_control_plane(bed: Testbed, tmp_path: Path) -> None:
     assert bed.kubectl("get", "daemonset", "kube-proxy", "-n", "kube-system", check=False).returncode != 0
 
     # The node registered with the playbooks' labels and kubeadm's taint, and is Ready on the CNI stand-in.
-    node = wait_for("cp1 Ready", lambda: (n := bed.nodes.get("cp1")) and n["ready"] and n)
+    node = bed.settled_nodes(["cp1"])["cp1"]
     assert node["labels"]["herd.dev/pool"] == "control-plane" and node["labels"]["herd.dev/location"] == "onprem"
     assert node["taints"] == [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
     addresses = {a["type"]: a["address"] for a in node["node"]["status"]["addresses"]}
@@ -193,6 +194,7 @@ def test_join_converges_healthy_hosts_and_names_the_failed_ones(bed: Testbed, tm
     nodes = bed.nodes
     assert set(nodes) == {"cp1", "gpu1", "gpu2", "cpu1"}
     assert all(n["ready"] for n in nodes.values()), {k: n["ready"] for k, n in nodes.items()}  # verify waited
+    nodes = bed.settled_nodes(nodes)  # and the node lifecycle controller has lifted its not-ready taints
     assert {k: v for k, v in nodes["gpu1"]["labels"].items() if not k.startswith(("kubernetes.io", "beta."))} == {
         "herd.dev/location": "onprem", "herd.dev/pool": "onprem-gpu", "herd.dev/tier": "gpu",
         "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "2",

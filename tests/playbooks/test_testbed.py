@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops.real_node import CGROUP_ROOT, cgroup_hierarchies
+from herd_local.real_node import CGROUP_ROOT, cgroup_hierarchies
 from tests.playbooks.testbed import (
     CGROUP_PARENT,
     RELEASES,

@@ -22,7 +22,7 @@ containers so that containerd and the kubelet run inside them, no more:
   overlay snapshots; kind gives its nodes a /var volume for the same reason);
 - the kernel tunables every kubelet checks (``vm.overcommit_memory``, ``kernel.panic`` ...), set on this machine
   before the hosts boot: they are not namespaced and ``/proc/sys`` is read-only inside, so a kubelet finding
-  other values would exit. They are the values every kubelet sets on its machine (herd_ops/real_node.py's does).
+  other values would exit. They are the values every kubelet sets on its machine (herd_local/real_node.py's does).
 
 The pod network on the hosts is a STAND-IN for Calico (whose images cannot be pulled here): the CNI bridge plugin
 with a host-local range per host (``10.244.<index + 1>.0/24``) written into ``/etc/cni/net.d`` at boot, and routes
@@ -41,7 +41,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +49,8 @@ from typing import Any
 
 import yaml
 
-from herd_ops import images
-from herd_ops.real_node import make_cgroup, remove_cgroup
+from herd_local import images
+from herd_local.real_node import make_cgroup, remove_cgroup
 from tests.conftest import built_components
 from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos, repository_vars
 
@@ -65,6 +65,8 @@ LOCK = Path("/run/herd-testbed.lock")
 # clean up after one whose test process was killed before it could tear down.
 STATE = Path("/run/herd-testbed.json")
 PROXY_PORT = 3142
+# The taints the node lifecycle controller puts on and lifts (not-ready, unreachable, ...): never the playbooks'.
+LIFECYCLE_TAINT_PREFIX = "node.kubernetes.io/"
 REPO_PORT = 8213
 FAKE_PCI = "/etc/herd-test/fake-pci"
 # Test hosts are re-created each run with the image's host keys: nothing to pin, nothing to remember.
@@ -489,7 +491,7 @@ class Testbed:
             # No CAP_SYS_RESOURCE inside a test host (nor for root on this machine): runc may not lower a
             # process's oom_score_adj (kind sets the same for nested nodes).
             "containerd_restrict_oom_score_adj": True,
-            # The kit's etcd pin, not kubeadm 1.36.3's default 3.6.8 (herd_ops/images.py builds that image).
+            # The kit's etcd pin, not kubeadm 1.36.3's default 3.6.8 (herd_local/images.py builds that image).
             "herd_etcd_image_tag": images.ETCD_IMAGE_TAG,
             # CoreDNS and kube-proxy are not built here (README): no test resolves a name or uses a Service.
             "herd_kubeadm_skip_phases": ["addon/coredns", "addon/kube-proxy"],
@@ -561,6 +563,28 @@ class Testbed:
                 "node": node,
             }
         return out
+
+    def settled_nodes(self, names: Iterable[str], timeout: float = 120) -> dict[str, dict[str, Any]]:
+        """The nodes (as :attr:`nodes` has them) once each of ``names`` is registered, Ready, and free of the
+        taints the node lifecycle controller manages (``node.kubernetes.io/not-ready`` and the like). It lifts
+        those on its own period, after the node reports Ready: a claim about a node's own taints needs both, never
+        the order of the two events."""
+        wanted = set(names)
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = self.nodes
+            pending = {
+                name: "not registered" if name not in nodes else "not Ready" if not nodes[name]["ready"]
+                else "taints " + ", ".join(t["key"] for t in nodes[name]["taints"])
+                for name in wanted
+                if name not in nodes or not nodes[name]["ready"]
+                or any(t["key"].startswith(LIFECYCLE_TAINT_PREFIX) for t in nodes[name]["taints"])
+            }  # fmt: skip
+            if not pending:
+                return nodes
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nodes not settled within {timeout:.0f} s: {pending}")
+            time.sleep(2)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from herd_ops.site import NodeClass, cloud_node_classes, on_prem_node_classes
+from herd_local.site import NodeClass, cloud_node_classes, on_prem_node_classes
 from ml_jobs import taxonomy
 
 REPO = Path(__file__).resolve().parents[2]

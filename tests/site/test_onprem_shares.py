@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from herd_ops.local_cluster import EXAMPLE_STACK, LocalCluster, node_objects
+from herd_local.cluster import LocalCluster
+from herd_local.objects import node_objects
+from herd_local.paths import EXAMPLE_STACK
 from herd_ops.shares import check, servers_of
 from infra import config
 from infra.addons import queues

@@ -1,11 +1,12 @@
-"""The Kubernetes backend's tests run against the local real cluster (``herd_ops.local_cluster``): upstream
+"""The Kubernetes backend's tests run against the local real cluster (``herd_local.cluster``): upstream
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, KWOK nodes shaped like the
 example site. One cluster per test session; each test gets a fresh team namespace holding what the Pulumi program
 creates in the vision team's (Role, binding, quota, limits, claim), and talks to the server as alice — a member of
 the vision team's submitter group with no other rights — through the fault-injecting proxy (``faults.py``), which
 logs every request and fails the ones a test asks it to.
 
-KWOK runs no containers: a run's pod is told how to end through its spec's ``env`` (``herd_ops/kwok_stages.yaml``).
+KWOK runs no containers: a run's pod is told how to end through its spec's ``env``
+(``herd_local/kwok_stages.yaml``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,10 @@ from typing import Any
 
 import pytest
 
-from herd_ops.local_cluster import (
-    ALICE_TEAM,
-    EXAMPLE_STACK,
-    LocalCluster,
-    plan_objects,
-    stand_in_volumes,
-    write_kubeconfig,
-)
+from herd_local.cluster import ALICE_TEAM, LocalCluster
+from herd_local.objects import plan_objects, stand_in_volumes
+from herd_local.paths import EXAMPLE_STACK
+from herd_local.pki import write_kubeconfig
 from infra import config
 from infra.addons.teams import quota_hard
 from infra.plan import load_stack_file
@@ -68,7 +65,7 @@ def experiment(runs: int = 6, env: dict[str, str] | None = None, **overrides: An
 
 
 def outcomes(table: dict[str, dict[str, Any]], **more: str) -> dict[str, str]:
-    """The ``env`` that makes simulated runs end as ``table`` says (see ``herd_ops/kwok_stages.yaml``)."""
+    """The ``env`` that makes simulated runs end as ``table`` says (see ``herd_local/kwok_stages.yaml``)."""
     return {"HERD_SIMULATED_OUTCOMES": json.dumps(table), **more}
 
 

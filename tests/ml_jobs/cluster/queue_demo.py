@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from herd_ops.local_cluster import LocalCluster
+from herd_local.cluster import LocalCluster
+from herd_local.ports import free_base
 from ml_jobs import queueing
-from tests.conftest import _free_base_port
 from tests.ml_jobs.cluster.readme_demo import REPO, Demo
 
 NAMESPACE = "vision"
@@ -157,7 +157,7 @@ def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ml-jobs-queues-") as tmp:
         workdir = Path(tmp) / "work"
         workdir.mkdir()
-        cluster = LocalCluster(Path(tmp) / "cluster", _free_base_port(), team_queues=True)
+        cluster = LocalCluster(Path(tmp) / "cluster", free_base(), team_queues=True)
         cluster.up(log=lambda _m: None)
         try:
             demo = QueueDemo(cluster, workdir, None)

@@ -1,7 +1,7 @@
 """Drive the real ``ml-jobs`` CLI against a local real cluster and print the transcript (the README's ``cluster``
 section is this output).
 
-The cluster is real and started for this run (``herd_ops.local_cluster``, what ``scripts/local-cluster.sh up``
+The cluster is real and started for this run (``herd_local.cluster``, what ``scripts/local-cluster.sh up``
 starts): upstream etcd, kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, the
 Pulumi program's objects for the example stack, the example site's nodes. The ``ml-jobs`` commands are the real
 CLI, run as subprocesses as alice with her own client certificate, in the vision team's namespace. The Job
@@ -10,7 +10,7 @@ the transcript:
 
 - the nodes are KWOK's: they run no container. Each run ends after ``HERD_SIMULATED_DURATION`` with the
   termination message the entry shim writes from that run's ``metrics.json`` (the shim's own
-  ``layout.termination_message``), as the spec's ``env`` tells KWOK (``herd_ops/kwok_stages.yaml``): the spec
+  ``layout.termination_message``), as the spec's ``env`` tells KWOK (``herd_local/kwok_stages.yaml``): the spec
   submitted is ``examples/digits-sweep.yaml`` plus that ``env``. KWOK serves no logs either;
 - the two CPU servers are shrunk to 4 CPUs and the cloud pools start with no node, so the sweep does not fit;
 - cluster-autoscaler needs AWS: its ``TriggeredScaleUp`` events are created through the real API in the shape it
@@ -39,9 +39,12 @@ from typing import Any
 
 import yaml
 
-from herd_ops.local_cluster import EXAMPLE_STACK, LocalCluster, node_objects, started
+from herd_local.cluster import LocalCluster, started
+from herd_local.objects import node_objects
+from herd_local.paths import EXAMPLE_STACK
+from herd_local.ports import free_base
 from ml_jobs import layout
-from tests.conftest import Admin, _free_base_port
+from tests.conftest import Admin
 from tests.ml_jobs.cluster.stand_ins import autoscaler_event, results_volume
 
 REPO = Path(__file__).resolve().parents[3]
@@ -210,7 +213,7 @@ def run(local_results: Path | None, plot_out: Path | None = None) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ml-jobs-demo-") as tmp:
         workdir = Path(tmp) / "work"
         workdir.mkdir()
-        with started(Path(tmp) / "cluster", _free_base_port()) as cluster:
+        with started(Path(tmp) / "cluster", free_base()) as cluster:
             demo = Demo(cluster, workdir, local_results)
             script(demo)
         if plot_out is not None and demo.plot is not None and demo.plot.exists():

@@ -2,7 +2,7 @@
 
 - **A run's process.** KWOK runs no containers, so nothing writes a run's ``metrics.json`` to the results volume.
   :func:`write_run_results` writes what the run would have, into the directory behind the team's results claim
-  (the ``hostPath`` PersistentVolume that stands in for NFS, ``herd_ops.local_cluster.stand_in_volumes``), found
+  (the ``hostPath`` PersistentVolume that stands in for NFS, ``herd_local.objects.stand_in_volumes``), found
   through the claim and its volume on the real API server.
 - **cluster-autoscaler.** It needs a cloud. :func:`autoscaler_event` creates, as the cluster's admin through the
   real API, the core/v1 Event cluster-autoscaler writes on a pending pod (``TriggeredScaleUp`` /

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from herd_ops.local_cluster import EXAMPLE_STACK
+from herd_local.paths import EXAMPLE_STACK
 from infra import config
 from infra.addons import queues as infra_queues
 from infra.addons.teams import quota_hard

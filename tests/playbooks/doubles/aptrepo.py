@@ -217,7 +217,8 @@ def component_binaries(names: tuple[str, ...]) -> dict[str, Path]:
     Raises:
         ComponentsMissing: one line naming what is missing and what builds it.
     """
-    from herd_ops.local_cluster import LocalClusterError, components_dir
+    from herd_local.components import components_dir
+    from herd_local.errors import LocalClusterError
 
     try:
         bin_dir = components_dir()

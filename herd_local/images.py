@@ -48,7 +48,7 @@ The label pins the image in the CRI plugin, so the kubelet's image garbage colle
 could pull again. The import unpacks into ctr's default snapshotter (overlayfs, the CRI plugin's default too) for
 this machine's platform; each archive holds that one platform.
 
->>> from herd_ops import images
+>>> from herd_local import images
 >>> for image in images.ensure():                                             # doctest: +SKIP
 ...     subprocess.run(["ctr", "-n", "k8s.io", "images", "import", *images.import_args(image)], check=True)
 >>> [i.reference for i in images.ensure(wanted=images.kubeadm_images())]     # doctest: +SKIP
@@ -57,7 +57,6 @@ this machine's platform; each archive holds that one platform.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import json
@@ -77,7 +76,8 @@ from typing import Any
 
 import yaml
 
-from ml_jobs.errors import HerdError
+from herd_local.errors import ImageError, LocalClusterError
+from herd_local.paths import COMPONENT_WRAPPERS, DEBIAN_MIRROR_SCRIPT, EXAMPLES, REPO
 
 __all__ = [
     "CONTROL_PLANE",
@@ -104,7 +104,6 @@ __all__ = [
     "recipe_hash",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
 CACHE_ENV = "HERD_IMAGE_CACHE"
 DEFAULT_CACHE = Path("/var/cache/herd/images")
 # Bump when the build steps change in a way the recipes below do not show.
@@ -116,17 +115,15 @@ PAUSE_VERSION = "3.10.2"
 PAUSE_REPOSITORY = "registry.k8s.io/pause"
 PAUSE_IMAGE = f"{PAUSE_REPOSITORY}:{PAUSE_VERSION}"  # containerd's sandbox image
 KUBERNETES_MODULE = "k8s.io/kubernetes"
-KUBERNETES_WRAPPER = REPO / "scripts" / "components" / "kubernetes"
+KUBERNETES_WRAPPER = COMPONENT_WRAPPERS / "kubernetes"
 PAUSE_SOURCE = Path("build/pause/linux/pause.c")  # inside the Kubernetes module
 # build/pause/Makefile's CFLAGS (its VERSION is v$(TAG)-$(REV), REV the Kubernetes tag); it strips the binary.
 PAUSE_CFLAGS = ("-Os", "-Wall", "-Werror", "-static")
 # build/pause/Dockerfile: FROM scratch, the binary at /pause, USER 65535:65535, ENTRYPOINT ["/pause"].
 PAUSE_CONFIG = {"user": "65535:65535", "entrypoint": ["/pause"]}
 
-EXAMPLES = REPO / "examples"
 EXAMPLE_DOCKERFILE = EXAMPLES / "Dockerfile"
 EXAMPLE_SPEC = EXAMPLES / "digits-sweep.yaml"
-DEBIAN_MIRROR_SCRIPT = REPO / "scripts" / "debian-mirror.sh"
 SUITE = "bookworm"
 SUITE_PYTHON = "3.11"  # bookworm's python3; the Dockerfile's FROM must name the same minor version
 # python-is-python3: the example's command is `python ...`, as in the python image.
@@ -142,7 +139,7 @@ IGNORED = ("__pycache__", "*.pyc")
 
 # The control plane kubeadm init runs as static pods, from the binaries scripts/components.sh builds.
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
-ETCD_WRAPPER = REPO / "scripts" / "components" / "etcd"
+ETCD_WRAPPER = COMPONENT_WRAPPERS / "etcd"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 IMAGE_REPOSITORY = "registry.k8s.io"  # kubeadm's default imageRepository
 # distroless static's users and groups (root, nobody, nonroot) and its name service order; kubeadm's manifests run
@@ -162,10 +159,6 @@ ROOT_USER = "0:0"
 
 CRI_PINNED_LABEL = "io.cri-containerd.pinned=pinned"
 REF_NAME = "org.opencontainers.image.ref.name"
-
-
-class ImageError(HerdError):
-    """An image cannot be built: a recipe's input is wrong or missing, or a build step failed."""
 
 
 def cache_dir() -> Path:
@@ -476,7 +469,7 @@ def images(cache: Path | None = None) -> list[Image]:
 
 
 def _components_bin() -> Path:
-    from herd_ops.local_cluster import LocalClusterError, components_dir
+    from herd_local.components import components_dir
 
     try:
         return components_dir()
@@ -847,67 +840,3 @@ def ensure(
         size = image.archive.stat().st_size / 1e6
         log(f"{image.reference}: built in {time.monotonic() - started:.0f} s ({image.archive}, {size:.1f} MB)")
     return wanted
-
-
-def _selected(which: str) -> list[Image]:
-    return {"node": images, "kubeadm": kubeadm_images, "all": all_images}[which]()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m herd_ops.images``: build what is missing, then print the cache directory."""
-    parser = argparse.ArgumentParser(prog="scripts/images.sh", description=__doc__.split("\n\n")[0])
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--node",
-        dest="which",
-        action="store_const",
-        const="node",
-        help="only the local cluster's real node's images (pause, the example's)",
-    )
-    which.add_argument(
-        "--kubeadm",
-        dest="which",
-        action="store_const",
-        const="kubeadm",
-        help="only the images kubeadm init deploys but for its addons (pause, etcd, the control plane)",
-    )
-    parser.set_defaults(which="all")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--dir",
-        action="store_true",
-        help="print the cache directory without building; exit 1 if an image is missing",
-    )
-    mode.add_argument(
-        "--archives", action="store_true", help="build what is missing, then print each reference and its archive"
-    )
-    options = parser.parse_args(argv)
-    try:
-        wanted = _selected(options.which)
-        if options.dir:
-            missing = [image for image in wanted if not image.built]
-            for image in missing:
-                print(
-                    f"images: {image.reference} is not built ({image.archive}); run scripts/images.sh",
-                    file=sys.stderr,
-                )
-            if missing:
-                return 1
-            print(cache_dir())
-            return 0
-        built = ensure(wanted=wanted)
-    except HerdError as e:
-        if os.environ.get("HERD_DEBUG"):
-            raise
-        print(f"images: error: {e}", file=sys.stderr)
-        return 1
-    if options.archives:
-        for image in built:
-            print(f"{image.reference}\t{image.archive}")
-    else:
-        print(cache_dir())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

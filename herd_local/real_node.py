@@ -3,7 +3,7 @@
 The node joins as an on-prem CPU server of the example site (the first host of the inventory's ``cpu_nodes``,
 with the labels and taints the playbooks give it) and runs pods in real containers on this machine: the kubelet,
 containerd, runc and the CNI bridge and host-local plugins, each built from its Go module
-(``scripts/components.sh``), and images built here and imported (``herd_ops.images``; no registry is reachable).
+(``scripts/components.sh``), and images built here and imported (``herd_local.images``; no registry is reachable).
 
 Everything it changes on the machine is its own and removed again by ``down``: a private mount namespace holds
 every mount the kubelet and containerd make (kept open by a bind mount in the node's directory), a cgroup root
@@ -37,6 +37,11 @@ from typing import Any
 
 import yaml
 
+from herd_local import images
+from herd_local.errors import RealNodeError
+from herd_local.pki import write_kubeconfig
+from herd_local.ports import Ports
+
 __all__ = ["NODE_PROCESSES", "RealNode", "RealNodeError", "unavailable"]
 
 # Started in this order (containerd first: the kubelet talks to it), stopped in the reverse.
@@ -45,10 +50,6 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 RUNTIME_DIR = Path("/run/herd")
 # The kubelet's CPU and memory, as what it may give pods: a little is kept back for this machine's own processes.
 SYSTEM_RESERVED = {"cpu": "100m", "memory": "512Mi"}
-
-
-class RealNodeError(Exception):
-    """A one-line reason the real node could not start or be torn down."""
 
 
 def unavailable(bin_dir: Path) -> str | None:
@@ -115,7 +116,7 @@ class RealNode:
 
     Attributes:
         directory: the node's state (configs, containerd's root, the kubelet's root, pod logs).
-        base_port: the cluster's base port: the kubelet serves on base + 8 (health on base + 9), and the port
+        base_port: the cluster's base port: the kubelet serves on its ``Ports``, and the port
             names this node's cgroup root, bridge and runtime directory.
         bin: the built components.
         name: the Node's name.
@@ -135,11 +136,11 @@ class RealNode:
     # ---------------------------------------------------------------- names
     @property
     def kubelet_port(self) -> int:
-        return self.base_port + 8
+        return Ports(self.base_port).kubelet
 
     @property
     def healthz_port(self) -> int:
-        return self.base_port + 9
+        return Ports(self.base_port).kubelet_health
 
     @property
     def runtime_dir(self) -> Path:
@@ -181,8 +182,6 @@ class RealNode:
     def prepare(self, ca: Path, client: tuple[Path, Path], server: str) -> None:
         """Write the configs, create the cgroup root and the mount namespace. ``client`` is the node's
         certificate and key (``system:node:<name>`` in ``system:nodes``) signed by ``ca``."""
-        from herd_ops.local_cluster import write_kubeconfig
-
         for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -223,8 +222,6 @@ class RealNode:
     def containerd_config(self) -> str:
         """containerd's config (version 3): its own root, state and socket; CRI with the pinned sandbox image,
         runc with the cgroupfs driver (as the kubelet), this node's CNI config and plugins."""
-        from herd_ops.images import PAUSE_IMAGE
-
         d = self.directory / "containerd"
         runc = self.bin / "runc"
         return f"""version = 3
@@ -242,7 +239,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = {json.dumps(PAUSE_IMAGE)}
+    sandbox = {json.dumps(images.PAUSE_IMAGE)}
 
 [plugins.'io.containerd.cri.v1.runtime']
   netns_mounts_under_state_dir = true
@@ -369,8 +366,6 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
     def import_images(self, log: Callable[[str], None] = print) -> list[str]:
         """Import every image herd builds here (the sandbox image, the example's) into the node's containerd;
         the references imported."""
-        from herd_ops import images
-
         names = []
         for image in images.ensure(log=log):
             self.ctr("images", "import", *images.import_args(image))

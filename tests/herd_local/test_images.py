@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops import images
-from herd_ops.images import Image, ImageError, digits_image, pause_image, read_dockerfile
+from herd_local import cli, images
+from herd_local.images import Image, ImageError, digits_image, pause_image, read_dockerfile
 from tests.conftest import REPO
 
 
@@ -274,7 +274,9 @@ def test_the_command_says_an_error_in_one_line(
 
     monkeypatch.setattr(images, "images", broken)
     monkeypatch.delenv("HERD_DEBUG", raising=False)
-    assert images.main([]) == 1
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(["images", "--node"])
+    assert exit_status.value.code == 2
     assert capsys.readouterr().err == (
-        "images: error: examples/Dockerfile: no pinned package (name==version) on a RUN pip install line\n"
+        "herd-local: error: examples/Dockerfile: no pinned package (name==version) on a RUN pip install line\n"
     )

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops.local_cluster import CONTROL_PLANE, LocalCluster, _alive
-from herd_ops.real_node import RealNode, unavailable
+from herd_local.cluster import CONTROL_PLANE, LocalCluster
+from herd_local.ports import free_base
+from herd_local.processes import alive as _alive
+from herd_local.real_node import RealNode, unavailable
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "local-cluster.sh"
@@ -63,7 +65,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 def _one_line(done: subprocess.CompletedProcess) -> str:
     lines = done.stderr.strip().splitlines()
-    assert done.returncode != 0 and len(lines) == 1, (done.returncode, done.stderr)
+    assert done.returncode == 2 and len(lines) == 1, (done.returncode, done.stderr)
     return lines[0]
 
 
@@ -76,7 +78,7 @@ def test_a_second_up_is_one_line_and_changes_nothing(real_control_plane: LocalCl
     }
     line = _one_line(_run(env, "up"))
     assert line.startswith(
-        f"local-cluster: a local cluster is already running from {real_control_plane.directory}"
+        f"herd-local: error: a local cluster is already running from {real_control_plane.directory}"
     )
     assert "run `scripts/local-cluster.sh down` first" in line
     assert real_control_plane.running().keys() == {
@@ -102,8 +104,8 @@ def test_a_taken_port_is_one_line_and_starts_nothing(real_control_plane: LocalCl
         }
         line = _one_line(_run(env, "up"))
     assert line == (
-        f"local-cluster: port {port} on 127.0.0.1 (kube-apiserver) is taken: stop what holds it, or choose other "
-        "ports with HERD_LOCAL_CLUSTER_PORT"
+        f"herd-local: error: port {port} on 127.0.0.1 (kube-apiserver) is taken: stop what holds it, or choose "
+        "other ports with HERD_LOCAL_CLUSTER_PORT"
     )
     assert not (tmp_path / "c").exists()
 
@@ -111,17 +113,33 @@ def test_a_taken_port_is_one_line_and_starts_nothing(real_control_plane: LocalCl
 def test_a_missing_binary_is_one_line(tmp_path: Path) -> None:
     env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_COMPONENTS_BIN": str(tmp_path / "empty")}
     line = _one_line(_run(env, "up"))
-    assert line == f"local-cluster: etcd not found in {tmp_path / 'empty'}: build it with scripts/components.sh"
+    assert line == (
+        f"herd-local: error: etcd not found in {tmp_path / 'empty'}: build it with scripts/components.sh"
+    )
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("port", ["http", "0", "70000", "-1"])
+def test_a_port_setting_that_is_no_port_is_one_line(tmp_path: Path, port: str) -> None:
+    env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_LOCAL_CLUSTER_PORT": port}
+    line = _one_line(_run(env, "up"))
+    assert line == f"herd-local: error: HERD_LOCAL_CLUSTER_PORT must be a port number, got {port!r}"
+    assert not (tmp_path / "c").exists()
+
+
+def test_herd_debug_brings_the_traceback_back(tmp_path: Path) -> None:
+    env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_COMPONENTS_BIN": str(tmp_path / "empty"),
+           "HERD_DEBUG": "1"}  # fmt: skip
+    done = _run(env, "up")
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr and "LocalClusterError: etcd not found" in done.stderr
 
 
 @pytest.mark.real_cluster
 def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
     real_control_plane: LocalCluster, tmp_path: Path
 ) -> None:
-    from tests.conftest import _free_base_port
-
-    base = _free_base_port()
+    base = free_base()
     env = {
         "HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"),
         "HERD_LOCAL_CLUSTER_PORT": str(base),
@@ -160,14 +178,12 @@ def test_up_then_down_stops_every_process_it_started_and_removes_its_state(
 def test_without_what_a_real_node_needs_up_says_so_in_one_line_and_goes_on(
     real_control_plane: LocalCluster, tmp_path: Path
 ) -> None:
-    from tests.conftest import _free_base_port
-
     no_kubelet = tmp_path / "bin"
     no_kubelet.mkdir()
     for binary in real_control_plane.bin.iterdir():
         if binary.name != "kubelet":
             (no_kubelet / binary.name).symlink_to(binary.resolve())
-    base = _free_base_port()
+    base = free_base()
     env = {"HERD_LOCAL_CLUSTER_DIR": str(tmp_path / "c"), "HERD_LOCAL_CLUSTER_PORT": str(base),
            "HERD_COMPONENTS_BIN": str(no_kubelet)}  # fmt: skip
     try:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops import images
-from herd_ops.images import Image, ImageError, control_plane_image
+from herd_local import cli, images
+from herd_local.images import Image, ImageError, control_plane_image
 from tests.conftest import REPO, built_components
-from tests.images.test_images import _blob, _cached
+from tests.herd_local.test_images import _blob, _cached
 
 NAMES = [*images.CONTROL_PLANE, "etcd"]
 
@@ -146,7 +146,9 @@ def test_the_command_selects_a_set(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     monkeypatch.setattr(images, "kubeadm_images", plan(["pause", "etcd"]))
 
     def missing(argv: list[str]) -> list[str]:
-        assert images.main(argv) == 1
+        with pytest.raises(SystemExit) as exit_status:
+            cli.main(["images", *argv])
+        assert exit_status.value.code == 1
         return re.findall(r"example\.com/(\w+):1 is not built", capsys.readouterr().err)
 
     assert missing(["--dir"]) == ["pause", "digits", "etcd"]  # both sets, each image once

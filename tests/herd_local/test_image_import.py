@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from herd_ops import images
+from herd_local import images
 from tests.conftest import built_components
-from tests.images.test_images import _cached
+from tests.herd_local.test_images import _cached
 
 pytestmark = pytest.mark.slow
 

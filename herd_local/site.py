@@ -14,11 +14,10 @@ from typing import Any
 
 import yaml
 
+from herd_local.paths import PLAYBOOK_ROLES
 from ml_jobs import taxonomy
 
 __all__ = ["NodeClass", "cloud_node_classes", "on_prem_node_classes"]
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def _yaml(path: Path) -> Any:
 def on_prem_node_classes(inventory: Path) -> list[NodeClass]:
     """Per host of the inventory directory ``inventory``, the labels and taints the playbooks give it."""
     site_vars = _yaml(inventory / "group_vars" / "all.yml")
-    control_plane_taints = _yaml(REPO / "playbooks" / "roles" / "control_plane" / "defaults" / "main.yml")[
+    control_plane_taints = _yaml(PLAYBOOK_ROLES / "control_plane" / "defaults" / "main.yml")[
         "control_plane_taints"
     ]
     groups = _yaml(inventory / "hosts.yml")["all"]["children"]

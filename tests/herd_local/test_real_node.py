@@ -1,6 +1,6 @@
 """The example sweep on a real node: the pinned kubelet, containerd and runc run it in real containers.
 
-A local real cluster of this module's own with its real node (``herd_ops.real_node``: the example site's
+A local real cluster of this module's own with its real node (``herd_local.real_node``: the example site's
 ``cpu-01``); every simulated node is cordoned, so every run lands on the real one. Alice drives it with the
 ``ml-jobs`` CLI as a subprocess, as an engineer would. Processes in containers train for real, write the model
 and ``metrics.json`` to the results volume (a hostPath PersistentVolume, the stand-in for NFS: this kernel has no
@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from herd_local.ports import free_base
 from ml_jobs import _labels as labels
-from tests.conftest import _free_base_port, built_components
+from tests.conftest import built_components
 
 pytestmark = [pytest.mark.real_cluster, pytest.mark.slow]
 
@@ -82,9 +83,9 @@ class RealNodeCluster:
 
 @pytest.fixture(scope="module")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeCluster]:
-    from herd_ops import images
-    from herd_ops.local_cluster import LocalCluster
-    from herd_ops.real_node import unavailable
+    from herd_local import images
+    from herd_local.cluster import LocalCluster
+    from herd_local.real_node import unavailable
 
     bin_dir = built_components("the real node")
     if reason := unavailable(bin_dir):
@@ -93,7 +94,7 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeC
         if os.environ.get("CI"):
             pytest.fail(f"CI must build the images first (scripts/test.sh does): {', '.join(missing)}")
         pytest.skip(f"images not built (scripts/images.sh): {', '.join(missing)}")
-    cluster = LocalCluster(tmp_path_factory.mktemp("real-node"), _free_base_port(), bin_dir, real_node=True)
+    cluster = LocalCluster(tmp_path_factory.mktemp("real-node"), free_base(), bin_dir, real_node=True)
     cluster.up(log=lambda _m: None)
     try:
         nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
@@ -107,7 +108,7 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeC
 def test_the_node_is_the_pinned_kubelet_on_containerd_with_the_playbooks_labels(
     node_cluster: RealNodeCluster,
 ) -> None:
-    from herd_ops.local_cluster import real_node_class
+    from herd_local.objects import real_node_class
 
     node = json.loads(node_cluster.cluster.kubectl("get", "node", NODE, "-o", "json"))
     info = node["status"]["nodeInfo"]

@@ -1,0 +1,5 @@
+"""``python -m herd_local``: the ``herd-local`` command line."""
+
+from herd_local.cli import main
+
+main()
