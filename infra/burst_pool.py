@@ -150,7 +150,8 @@ def _join_configuration(cfg: StackConfig, control_plane: KubeadmControlPlane, po
 # and its pods stay Terminating. At shutdown (the ASG terminates instances with an OS shutdown, spot reclaim too)
 # the node deletes its own Node object with the kubelet's client certificate: the Node authorizer grants kubelets
 # `delete` on nodes and NodeRestriction limits it to their own. Pod garbage collection then removes the node's
-# pods, so Jobs see them fail. An instance that dies without a clean shutdown leaves its Node (README).
+# pods, so Jobs see them fail. An instance that dies without a clean shutdown leaves its Node
+# (docs/operators/pulumi.md).
 DELETE_NODE_SCRIPT = (TEMPLATES / "herd-delete-node.sh").read_text(encoding="utf-8")
 # Stopped after the kubelet (Before=: stop order is the reverse of start order), so the kubelet cannot update the
 # Node again, and before the network goes down (After=network-online.target).

@@ -21,9 +21,9 @@ the SelfSubjectReview ``submit`` creates to learn who it is (allowed to every au
 ``system:basic-user`` ClusterRole, so not part of this Role).
 
 Who uses it: the Pulumi program creates the Role from :data:`SUBMITTER_RULES` in every team namespace
-(``infra/addons/teams.py``); the README's permissions table is :func:`markdown_table`. A test runs every command
-against the API emulator, maps each request it sent to what the API server's RBAC authorizer checks, and fails
-if one is not allowed here or a rule here is never used (``tests/ml_jobs/cluster/test_rbac.py``).
+(``infra/addons/teams.py``); the permissions table in docs/engineers/cluster.md is :func:`markdown_table`. A test
+runs every command against the API emulator, maps each request it sent to what the API server's RBAC authorizer
+checks, and fails if one is not allowed here or a rule here is never used (``tests/ml_jobs/cluster/test_rbac.py``).
 
 Plain data, standard library only: importing it never imports the ``kubernetes`` client, so the Pulumi program
 can use it cheaply.
@@ -83,7 +83,7 @@ def policy_rules() -> list[dict[str, list[str]]]:
 
 
 def markdown_table() -> str:
-    """The rules as the Markdown table the README shows (a test keeps the README equal to this)."""
+    """The rules as the Markdown table docs/engineers/cluster.md shows (a test keeps the doc equal to this)."""
     lines = ["| API group | resources | verbs | for |", "|---|---|---|---|"]
     for rule in SUBMITTER_RULES:
         group = f"`{rule.api_group}`" if rule.api_group else "core"

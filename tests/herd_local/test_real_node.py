@@ -246,7 +246,7 @@ def test_a_cpu_limit_is_enforced_by_the_cgroup(node_cluster: RealNodeCluster) ->
     nc.ml_jobs("submit", str(spec))
     nc.wait("cpu-burn", lambda t: "1 succeeded" in t)
     metrics = json.loads((nc.volume / "cpu-burn" / "run-00000" / "metrics.json").read_text())
-    print(f"cpu limit 500m: {metrics}")  # the figure the README quotes
+    print(f"cpu limit 500m: {metrics}")  # the figure docs/development/real-node.md quotes
     assert metrics["quota_cpus"] == 0.5
     assert metrics["nr_throttled"] > 0
     assert metrics["cpu_per_wall"] < 0.75, metrics

@@ -13,7 +13,7 @@ repositories; the API server, etcd, controller manager and scheduler are kubeadm
 here (herd_local/images.py). What stands in: the pod network (the CNI bridge plugin instead of Calico, testbed.py),
 and the NVIDIA driver and container toolkit, which are TEST DOUBLES (tests/playbooks/doubles; no GPU here; the
 toolkit's runtime forwards to runc). What a container cannot show (kernel modules, vm./fs. sysctls, chrony
-running, a real GPU) is listed in the README.
+running, a real GPU) is listed in docs/development/test-hosts.md.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def test_control_plane(bed: Testbed, tmp_path: Path) -> None:
 
     assert set(wait_for("the four static pods Running", static_pods)) == {
         "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}  # fmt: skip
-    # The phases the test inventory skips (README): no CoreDNS, no kube-proxy.
+    # The phases the test inventory skips (docs/development/test-hosts.md): no CoreDNS, no kube-proxy.
     assert bed.kubectl("get", "daemonset", "kube-proxy", "-n", "kube-system", check=False).returncode != 0
 
     # The node registered with the playbooks' labels and kubeadm's taint, and is Ready on the CNI stand-in.

@@ -5,7 +5,7 @@ certificate key minted and uploaded for this run and a bootstrap token minted on
 runs its own API server and etcd member. kube-vip's static pod is written on each, but its image is not built
 here (its module cannot be fetched), so the virtual IP is held by a STAND-IN: the test puts it on the first
 member's interface before the playbook runs, as kube-vip's leader would. The VIP moving to another member when
-the leader dies is therefore one of the things only real servers show (README, "What the test hosts prove").
+the leader dies is therefore one of the things only real servers show (docs/development/test-hosts.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.playbooks.testbed import HostSpec, Testbed, why_no_cluster, why_not_a
 
 # One Debian release only: what differs between releases (packages, repositories, containerd) is what
 # test_hosts.py converges on both, and the three-member join does not depend on it; on trixie too it would add
-# minutes of CI for nothing new (README, "What the test hosts prove").
+# minutes of CI for nothing new (docs/development/test-hosts.md).
 RELEASE = "bookworm"
 pytestmark = pytest.mark.hosts
 

@@ -466,8 +466,8 @@ class Testbed:
 
     def test_vars(self, host: HostSpec) -> dict[str, Any]:
         """What the test inventory overrides: addresses, SSH, the test repositories instead of upstream's, the
-        images kubeadm needs as archives (no registry here), and what a container is not (see README, "What the
-        test hosts prove")."""
+        images kubeadm needs as archives (no registry here), and what a container is not (see
+        docs/development/test-hosts.md)."""
         v = self.versions
         cp = next((h for h in self.hosts if h.group == "control_plane"), self.hosts[0])
         kubeadm_images = images.kubeadm_images()
@@ -493,7 +493,8 @@ class Testbed:
             "containerd_restrict_oom_score_adj": True,
             # The kit's etcd pin, not kubeadm 1.36.3's default 3.6.8 (herd_local/images.py builds that image).
             "herd_etcd_image_tag": images.ETCD_IMAGE_TAG,
-            # CoreDNS and kube-proxy are not built here (README): no test resolves a name or uses a Service.
+            # CoreDNS and kube-proxy are not built here (docs/development/test-hosts.md): no test resolves a
+            # name or uses a Service.
             "herd_kubeadm_skip_phases": ["addon/coredns", "addon/kube-proxy"],
             # SystemVerification reads the kernel's config and wants cgroup v2; this machine is cgroup v1 and a
             # container has no kernel config: the one preflight check ignored.

@@ -1,6 +1,6 @@
 """Drive the real ``ml-jobs`` CLI through each team-queue state on a local real cluster with the real Kueue
-controller, and print what ``status`` says above its run table (the README's captured why-pending lines for the
-team queues are this output).
+controller, and print what ``status`` says above its run table (the captured why-pending lines in
+docs/engineers/queues.md are this output).
 
 The cluster is started for this run with the teams' LocalQueues (``LocalCluster(team_queues=True)``, what
 ``HERD_LOCAL_CLUSTER_TEAM_QUEUES=1 scripts/local-cluster.sh up`` starts): the example stack's flavors and

@@ -1,5 +1,5 @@
-"""Drive the real ``ml-jobs`` CLI against a local real cluster and print the transcript (the README's ``cluster``
-section is this output).
+"""Drive the real ``ml-jobs`` CLI against a local real cluster and print the transcript (the captured session in
+docs/engineers/session.md is this output).
 
 The cluster is real and started for this run (``herd_local.cluster``, what ``scripts/local-cluster.sh up``
 starts): upstream etcd, kube-apiserver, kube-controller-manager and kube-scheduler at the pinned release, the

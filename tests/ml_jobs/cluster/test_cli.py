@@ -1,5 +1,6 @@
 """The real ``ml-jobs`` CLI on the real control plane: a whole sweep as subprocesses with alice's own client
-certificate (the README transcript, on a cluster of its own), and ``status --watch`` in-process."""
+certificate (the transcript in docs/engineers/session.md, on a cluster of its own), and ``status --watch``
+in-process."""
 
 from __future__ import annotations
 

@@ -25,11 +25,11 @@ from typer.testing import CliRunner
 from ml_jobs import layout, queueing, rbac
 from ml_jobs.cli import app
 from ml_jobs.kube import results as results_module
+from tests.docs import PERMISSIONS
 from tests.ml_jobs.cluster.conftest import GPU_PRODUCT, TeamCluster, experiment
 from tests.ml_jobs.cluster.faults import Logged
 from tests.ml_jobs.cluster.stand_ins import results_volume, write_run_results
 
-REPO = Path(__file__).resolve().parents[3]
 _INDEX = "batch.kubernetes.io/job-completion-index"
 
 
@@ -271,7 +271,6 @@ def test_a_namespace_without_her_role_is_refused_by_the_real_authorizer_in_one_l
     assert f'User "alice" cannot {verb} resource "{resource}" in API group "" in the namespace "nlp"' in lines[0]
 
 
-def test_the_readme_shows_the_submitter_rules() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("<!-- section: cluster -->") : readme.index("<!-- end section: cluster -->")]
-    assert rbac.markdown_table() in section, "README's permissions table: paste ml_jobs.rbac.markdown_table()"
+def test_the_cluster_doc_shows_the_submitter_rules() -> None:
+    section = PERMISSIONS.text()
+    assert rbac.markdown_table() in section, f"{PERMISSIONS.doc}: paste ml_jobs.rbac.markdown_table() there"

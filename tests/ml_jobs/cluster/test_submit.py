@@ -19,6 +19,7 @@ from ml_jobs.errors import (
 from ml_jobs.kube import _submit as submit_module
 from ml_jobs.kube import registry, submit
 from ml_jobs.render import render
+from tests.docs import SUBMIT
 from tests.ml_jobs.cluster.conftest import TeamCluster, experiment
 
 pytestmark = pytest.mark.real_cluster
@@ -474,14 +475,13 @@ def test_who_submits_is_asked_only_when_something_will_be_created(cluster: TeamC
     assert calls(cluster) == [("GET", f"{CM}/bert-sweep.registry")]
 
 
-def test_the_readme_says_how_many_requests_a_submit_sends(cluster: TeamCluster, api: Any) -> None:
-    # The README's command table states the count; the real server's log of a first submit holds it to that.
+def test_the_cluster_doc_says_how_many_requests_a_submit_sends(cluster: TeamCluster, api: Any) -> None:
+    # The cluster doc's section on submit states the count; the real server's log of a first submit holds it to it.
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
-    row = next(line for line in readme.splitlines() if line.startswith("| `ml-jobs submit SPEC"))
-    stated = int(re.search(r"\| (\d+) \(one a SelfSubjectReview", row).group(1))  # type: ignore[union-attr]
+    found = re.search(r"API requests:\*\* (\d+)\s+\(one a SelfSubjectReview", SUBMIT.text())
+    assert found, f"{SUBMIT.doc}: no request count under {SUBMIT.heading}"
+    stated = int(found.group(1))
     submit(api, experiment(3))
     assert len(cluster.log) == stated, cluster.log
     again = len(cluster.log)
