@@ -384,8 +384,12 @@ def results(
         bool, typer.Option("--all", "-a", help="every run of a large sweep (a plain table, streamed).")
     ] = False,
     reader_image: Annotated[
-        str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
-    ] = "busybox:1.37.0",
+        str | None,
+        typer.Option(
+            help="image of the reader pod used when the volume is not mounted here (default: the experiment's "
+            "own image, whose python reads the files).",
+        ),
+    ] = None,
     context: Context = None,
     namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,

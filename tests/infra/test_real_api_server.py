@@ -160,7 +160,7 @@ def test_the_team_policies_refuse_what_reaches_another_teams_results(
 def test_what_ml_jobs_creates_and_the_teams_own_claim_pass_the_policies(real_control_plane: LocalCluster) -> None:
     # GIVEN ml-jobs' own objects for a sweep with results on the team's claim, and its results reader pod
     objects = render(_experiment(), namespace=ALICE_TEAM, owner="alice", revision=1)
-    reader = reader_pod("policy-check", "herd-results", "/results/policy-check")
+    reader = reader_pod("policy-check", "herd-results", "/results/policy-check", image="registry.example.com/x:1")
     reader["metadata"]["namespace"] = ALICE_TEAM
     for obj in (objects.config_map, objects.job, reader):
         done = kubectl(

@@ -116,7 +116,7 @@ def test_what_ml_jobs_creates_uses_none_of_the_refused_volume_kinds(cfg):
     # GIVEN the example spec's Job and the results reader pod, as ml-jobs renders them
     exp = load_spec(REPO / "examples" / "digits-sweep.yaml")
     (job,) = [o for o in render(exp, namespace="vision").objects if o["kind"] == "Job"]
-    reader = reader_pod(exp.name, exp.results.claim, exp.name)
+    reader = reader_pod(exp.name, exp.results.claim, exp.name, image=exp.image)
     # THEN they mount a ConfigMap and the team's claim, nothing the policies refuse
     assert _volume_kinds(job["spec"]["template"]["spec"]) == {"configMap", "persistentVolumeClaim"}
     assert _volume_kinds(reader["spec"]) == {"persistentVolumeClaim"}
