@@ -171,8 +171,10 @@ QUOTA = (
     "requests.memory=32Mi, used: requests.memory=64Gi, limited: requests.memory=64Gi"
 )
 POLICY = (
-    "pods \"digits-sweep-results-0a1b2c\" is forbidden: ValidatingAdmissionPolicy 'herd-team-queues' with binding "
-    "'herd-team-queues' denied request: herd: a pod outside the team queue must be herd's results reader"
+    "pods \"digits-sweep-results-0a1b2c\" is forbidden: ValidatingAdmissionPolicy 'herd-team-queue-pods' with "
+    "binding 'herd-team-queue-pods' denied request: herd: pod digits-sweep-results-0a1b2c is neither a Job's nor "
+    "ml-jobs' results reader (unlike the reader in: resources;): in team namespace vision work goes through the "
+    "team queue vision; submit a Job labelled kueue.x-k8s.io/queue-name=vision (ml-jobs submit does)"
 )
 
 
