@@ -89,7 +89,8 @@ class LocalCluster:
         real_node: bool = False,
     ) -> None:
         self.directory = directory.resolve()
-        # Kueue always runs, with the stack's flavors and ClusterQueues; the teams' LocalQueues only when asked:
+        # Kueue always runs, with the stack's flavors and ClusterQueues; the teams' LocalQueues (and what holds
+        # every Job to them: the queue admission policies, Kueue's manageJobsWithoutQueueName) only when asked:
         # with one, every sweep in the namespace waits in Kueue (tests/ml_jobs/cluster/test_queues.py makes its
         # own), without, the namespace runs as a cluster without Kueue.
         self.team_queues = team_queues
@@ -187,7 +188,7 @@ class LocalCluster:
             real.append(self._start_real_node(cfg, pki, log))
 
         version = self.version()
-        objects = [o for o in plan_objects(values) if self.team_queues or o["kind"] != "LocalQueue"]
+        objects = [o for o in plan_objects(values) if self.team_queues or not queue_only(o)]
         # The stand-in volumes first: a claim created before the volume pre-bound to it waits for the PV
         # controller's next resync (15 s) to bind.
         self.apply(stand_in_volumes(objects, self.directory / "volumes"))
@@ -365,7 +366,8 @@ class LocalCluster:
         self.apply(kueue.webhooks(manifests / "webhook" / "manifests.yaml", self.ports, pki))
         certs, visibility = kueue.install_certificates(self.directory / "kueue", pki)
         config_file = self.directory / "kueue" / "config.yaml"
-        config_file.write_text(yaml.safe_dump(kueue.config(self.ports, certs), sort_keys=False))
+        config = kueue.config(self.ports, certs, manage_jobs_without_queue=self.team_queues)
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         args = [f"--config={config_file}", f"--kubeconfig={self.admin_kubeconfig}"]
         self.processes_of.spawn("kueue", args, wrap=kueue.mount_wrap(certs, visibility))
         health = f"http://127.0.0.1:{self.ports.kueue_health}/readyz"
@@ -490,6 +492,17 @@ class LocalCluster:
         if (node := self._node_to_tear_down()) is not None:
             node.teardown()  # a node left by a crashed run: its mounts, bridge and cgroups first
         shutil.rmtree(self.directory)
+
+
+def queue_only(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` is there only for the team queues: a LocalQueue, or the admission policies (and their
+    bindings) that refuse Jobs and pods which do not go through one."""
+    from infra.addons.queue_policy import JOBS_POLICY, PODS_POLICY
+
+    if obj["kind"] == "LocalQueue":
+        return True
+    policy = obj["kind"] in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    return policy and obj["metadata"]["name"] in (JOBS_POLICY, PODS_POLICY)
 
 
 def _as_list(objects: list[dict[str, Any]]) -> str:

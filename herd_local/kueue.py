@@ -75,12 +75,14 @@ def install_certificates(directory: Path, pki: dict[str, tuple[Path, Path]]) -> 
     return out[0], out[1]
 
 
-def config(ports: Ports, webhook_certs: Path) -> dict[str, Any]:
-    """herd's Kueue Configuration, with the loopback addresses and certificates of this cluster."""
+def config(ports: Ports, webhook_certs: Path, *, manage_jobs_without_queue: bool = True) -> dict[str, Any]:
+    """herd's Kueue Configuration, with the loopback addresses and certificates of this cluster; without
+    ``manage_jobs_without_queue`` (a cluster without the teams' LocalQueues) Kueue leaves unlabelled Jobs alone."""
     from infra.addons.queues import KUEUE_NAMESPACE, manager_config
 
     return {
         **manager_config(),
+        "manageJobsWithoutQueueName": manage_jobs_without_queue and manager_config()["manageJobsWithoutQueueName"],
         "namespace": KUEUE_NAMESPACE,
         "internalCertManagement": {"enable": False},
         "webhook": {"host": "127.0.0.1", "port": ports.kueue_webhooks, "certDir": str(webhook_certs)},

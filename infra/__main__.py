@@ -22,6 +22,7 @@ from infra.addons.autoscaler import ClusterAutoscaler  # noqa: E402
 from infra.addons.cni import cni_for  # noqa: E402
 from infra.addons.gpu import NvidiaDevicePlugin  # noqa: E402
 from infra.addons.priority import PriorityClasses  # noqa: E402
+from infra.addons.queue_policy import TeamQueuePolicy  # noqa: E402
 from infra.addons.queues import KueueQueues, admissible  # noqa: E402
 from infra.addons.storage import NfsStorage  # noqa: E402
 from infra.addons.system import SYSTEM_NAMESPACE, system_namespace  # noqa: E402
@@ -55,13 +56,15 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
     storage = NfsStorage("results", cfg, SYSTEM_NAMESPACE, after_system)
     if cfg.teams:
         policy = TeamStoragePolicy("team-storage", cfg, after_cni)
+        queue_policy = TeamQueuePolicy("team-queues", cfg, after_cni)
         namespaces = [
             TeamNamespace(
                 f"team-{team.name}",
                 cfg,
                 team,
                 storage_class=storage.storage_class,
-                storage_policy=policy.bindings,
+                # No one submits before the policies keep the team to its own results and its own queue.
+                storage_policy=[*policy.bindings, *queue_policy.bindings],
                 # Kueue runs wherever there are teams (below): their quotas hold all it may admit to them.
                 admissible=admissible(cfg, team),
                 opts=after_cni,

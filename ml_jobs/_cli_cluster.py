@@ -132,7 +132,6 @@ def _status_rows(status: SweepStatus, *, limit: int | None) -> tuple[list[Column
 
 def _status_head(status: SweepStatus) -> list[Any]:
     """What stands above the table: the sweep, its runs counted by state, and why runs are pending."""
-    from rich.table import Table
     from rich.text import Text
 
     head = Text.from_markup(
@@ -144,11 +143,15 @@ def _status_head(status: SweepStatus) -> list[Any]:
     if status.queue is not None and [c.text for c in status.causes] != [status.queue.line]:  # said once
         parts.append(Text(f"queue: {status.queue.line}"))
     if status.causes:
-        why = Table.grid(padding=(0, 1))
-        why.add_column(justify="right", style="bold")
-        why.add_column()
-        for cause in status.causes:
-            why.add_row(f"{cause.runs} {'run' if cause.runs == 1 else 'runs'}", cause.text)
+        # Lines of text, not a rich grid: a grid pads every cell to its column's width, which left trailing spaces
+        # on every cause shorter than the longest.
+        counts = [f"{c.runs} {'run' if c.runs == 1 else 'runs'}" for c in status.causes]
+        width = max(map(len, counts))
+        why = Text()
+        for i, (count, cause) in enumerate(zip(counts, status.causes, strict=True)):
+            why.append("\n" if i else "")
+            why.append(count.rjust(width), style="bold")
+            why.append(f" {cause.text}")
         parts += [Text("why pending:", style="bold"), why]
     return parts
 
@@ -381,8 +384,12 @@ def results(
         bool, typer.Option("--all", "-a", help="every run of a large sweep (a plain table, streamed).")
     ] = False,
     reader_image: Annotated[
-        str, typer.Option(help="image of the reader pod used when the volume is not mounted here.")
-    ] = "busybox:1.37.0",
+        str | None,
+        typer.Option(
+            help="image of the reader pod used when the volume is not mounted here (default: the experiment's "
+            "own image, whose python reads the files).",
+        ),
+    ] = None,
     context: Context = None,
     namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,

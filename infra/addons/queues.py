@@ -57,12 +57,16 @@ _MANAGED = {"app.kubernetes.io/managed-by": "herd"}
 
 
 def manager_config() -> dict[str, Any]:
-    """Kueue's Configuration: only Jobs that name a queue are Kueue's (everything else is scheduled as before),
-    batch/v1 Jobs being the one integration herd uses."""
+    """Kueue's Configuration: batch/v1 Jobs are the one integration herd uses. In the team namespaces (by their
+    team label) every Job is Kueue's, one without a queue name too, which Kueue holds suspended and never admits:
+    the second line behind the admission policy that refuses it (``infra.addons.queue_policy``). Elsewhere Kueue
+    manages nothing: since v0.15 (``ManagedJobsNamespaceSelectorAlwaysRespected``) the selector holds for Jobs
+    that name a queue too."""
     return {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
         "kind": "Configuration",
-        "manageJobsWithoutQueueName": False,
+        "manageJobsWithoutQueueName": True,
+        "managedJobsNamespaceSelector": {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]},
         "integrations": {"frameworks": ["batch/job"]},
     }
 

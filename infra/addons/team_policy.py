@@ -29,7 +29,17 @@ import pulumi_kubernetes as k8s
 
 from infra.config import StackConfig
 
-__all__ = ["CLAIMS_POLICY", "VOLUMES_POLICY", "Check", "TeamStoragePolicy", "bindings", "checks", "policies"]
+__all__ = [
+    "CLAIMS_POLICY",
+    "VOLUMES_POLICY",
+    "Check",
+    "TeamStoragePolicy",
+    "bindings",
+    "checks",
+    "declare",
+    "policies",
+    "team_binding",
+]
 
 VOLUMES_POLICY = "herd-team-volumes"
 CLAIMS_POLICY = "herd-team-claims"
@@ -155,29 +165,7 @@ def policies(cfg: StackConfig) -> list[dict[str, Any]]:
 
 def bindings(cfg: StackConfig) -> list[dict[str, Any]]:
     """A binding per policy that applies it, refusing (Deny), in the team namespaces."""
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name, "labels": dict(_MANAGED)},
-            "spec": {
-                "policyName": name,
-                "validationActions": ["Deny"],
-                "matchResources": {
-                    "namespaceSelector": {
-                        "matchExpressions": [
-                            {
-                                "key": "kubernetes.io/metadata.name",
-                                "operator": "In",
-                                "values": [team.name for team in cfg.teams],
-                            }
-                        ]
-                    }
-                },
-            },
-        }
-        for name in (VOLUMES_POLICY, CLAIMS_POLICY)
-    ]
+    return [team_binding(name, cfg) for name in (VOLUMES_POLICY, CLAIMS_POLICY)]
 
 
 def _policy_args(doc: dict[str, Any]) -> k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgs:
@@ -196,6 +184,11 @@ def _policy_args(doc: dict[str, Any]) -> k8s.admissionregistration.v1.Validating
                 for r in spec["matchConstraints"]["resourceRules"]
             ]
         ),
+        match_conditions=[
+            v1.MatchConditionArgs(name=c["name"], expression=c["expression"])
+            for c in spec.get("matchConditions", [])
+        ]
+        or None,
         variables=[v1.VariableArgs(name=v["name"], expression=v["expression"]) for v in spec.get("variables", [])]
         or None,
         validations=[
@@ -228,6 +221,54 @@ def _binding_args(doc: dict[str, Any]) -> k8s.admissionregistration.v1.Validatin
     )
 
 
+def declare(
+    parent: pulumi.Resource, name: str, docs: list[dict[str, Any]], bound: list[dict[str, Any]]
+) -> list[pulumi.Resource]:
+    """Declare policies ``docs`` and their bindings ``bound`` (index-aligned) under ``parent``; the bindings."""
+    out: list[pulumi.Resource] = []
+    for doc, binding in zip(docs, bound, strict=True):
+        short = doc["metadata"]["name"].removeprefix("herd-team-")
+        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            f"{name}-{short}",
+            metadata=_metadata(doc),
+            spec=_policy_args(doc),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        out.append(
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+                f"{name}-{short}-binding",
+                metadata=_metadata(binding),
+                spec=_binding_args(binding),
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy]),
+            )
+        )
+    return out
+
+
+def team_binding(name: str, cfg: StackConfig) -> dict[str, Any]:
+    """A binding that applies policy ``name``, refusing (Deny), in the team namespaces (by their name label)."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(_MANAGED)},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": [team.name for team in cfg.teams],
+                        }
+                    ]
+                }
+            },
+        },
+    }
+
+
 class TeamStoragePolicy(pulumi.ComponentResource):
     """The policies and their bindings over every team namespace.
 
@@ -237,23 +278,7 @@ class TeamStoragePolicy(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions) -> None:
         super().__init__("herd:addons:TeamStoragePolicy", name, None, opts)
-        self.bindings: list[pulumi.Resource] = []
-        for doc, bound in zip(policies(cfg), bindings(cfg), strict=True):
-            short = doc["metadata"]["name"].removeprefix("herd-team-")
-            policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
-                f"{name}-{short}",
-                metadata=_metadata(doc),
-                spec=_policy_args(doc),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            self.bindings.append(
-                k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
-                    f"{name}-{short}-binding",
-                    metadata=_metadata(bound),
-                    spec=_binding_args(bound),
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
-                )
-            )
+        self.bindings = declare(self, name, policies(cfg), bindings(cfg))
         self.register_outputs({"policies": [VOLUMES_POLICY, CLAIMS_POLICY]})
 
 

@@ -36,10 +36,12 @@ _RESOURCES: dict[str, tuple[str, str, str]] = {
     "pods": ("core", "pod", ""),
     "events": ("core", "event", ""),
     "jobs": ("batch", "job", "batch"),
+    # Cluster-scoped, list only: which cordoned node would take a pending run (where the caller may list nodes).
+    "nodes": ("core", "node", ""),
     # Cluster-scoped, create only: who the API server authenticates this client as (Kubernetes >= 1.28).
     "selfsubjectreviews": ("authentication", "self_subject_review", "authentication.k8s.io"),
 }
-_CLUSTER_SCOPED = {"selfsubjectreviews"}
+_CLUSTER_SCOPED = {"selfsubjectreviews", "nodes"}
 # Custom resources (Kueue's), read through the CustomObjectsApi: (group, version), the plural is the resource.
 _CUSTOM: dict[str, tuple[str, str]] = {
     "localqueues": (queueing.GROUP, queueing.VERSION),
@@ -301,7 +303,8 @@ class Api:
         kwargs: dict[str, Any] = {
             k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v
         }
-        return list(self._call("list", resource, self.namespace, **kwargs).get("items") or [])
+        scope = () if resource in _CLUSTER_SCOPED else (self.namespace,)
+        return list(self._call("list", resource, *scope, **kwargs).get("items") or [])
 
     def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create an object; ``ConflictError`` if one of that name exists."""

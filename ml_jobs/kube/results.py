@@ -6,7 +6,10 @@ Two ways to the same files (layout: ``ml_jobs.layout``, ``<root>/<experiment>/<r
   configured (``$ML_JOBS_RESULTS_PATH``) and the files are read directly — no API request at all;
 - **reader pod**: otherwise a short-lived pod mounts the same claim read-only, prints every ``metrics.json`` with a
   header line, and is deleted as soon as its log is read (also on error or Ctrl-C). Requests: create, a GET per
-  second while it starts, its log, delete — none per run.
+  second while it starts, its log, delete — none per run. It runs the experiment's own image (as the registry
+  recorded it at submit) with the spec's ``python``, preferring the nodes the runs ran on: no other image is
+  pulled, so it works where nothing outside can be reached. A reader the API server refuses (quota, admission) or
+  that cannot start (an image it cannot pull) is said at once, in one line, in the cluster's own words.
 
 Run states come from the sweep's status (Job + one pod list) while the Job exists, else from the registry.
 
@@ -17,6 +20,7 @@ What is found is recorded as the runs' final metrics in the registry when the sw
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import posixpath
 import tempfile
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_jobs import _labels as L
 from ml_jobs import results as _results
-from ml_jobs.errors import HerdError, ResultsError
+from ml_jobs.errors import ApiError, HerdError, ResultsError
 from ml_jobs.kube import pending, registry
 from ml_jobs.kube.status import sweep_status
 from ml_jobs.results import ExperimentResults
@@ -38,24 +42,47 @@ if TYPE_CHECKING:
     from ml_jobs.kube._api import Api
 
 RESULTS_PATH_ENV = "ML_JOBS_RESULTS_PATH"
-READER_IMAGE = "busybox:1.37.0"
 READER_MOUNT = "/results"
 READER_DEADLINE_SECONDS = 300
+READER_COMPONENT = "reader"  # the reader pod's component label (the team queue policy knows the reader by more)
+# Its resources: small, fixed, no GPU (the team queue policy admits a pod outside the queue only within these).
+READER_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
+_NODES_PREFERRED = 20  # nodes of the runs the reader prefers (their image is there already)
 _HEADER = "==> "
 _END = "==| files: "  # the last line: how many files were printed, so a truncated log is noticed
-# The reader's whole program: POSIX sh, no dependency on the experiment's image. One header line per file, then
-# the file on one line (metrics.json is JSON; newlines inside it are dropped so every file is exactly one line).
-READER_SCRIPT = (
-    'cd "$RESULTS_DIR" 2>/dev/null || { echo "no directory $RESULTS_DIR on the results volume" >&2; exit 3; }\n'
-    "n=0\n"
-    "for f in */metrics.json */params.json; do\n"
-    '  [ -f "$f" ] || continue\n'
-    f"  printf '{_HEADER}%s\\n' \"$f\"\n"
-    "  tr -d '\\n' < \"$f\"; echo\n"
-    "  n=$((n + 1))\n"
-    "done\n"
-    f"echo '{_END}'\"$n\"\n"
-)
+# The reader's whole program, run by the experiment's own interpreter in the experiment's own image (the spec's
+# contract: it has ``python``, the shim needs it too), so no other image is pulled: air-gapped sites and registry
+# mirrors hold it already. One header line per file, then the file on one line (metrics.json is JSON; newlines
+# inside it are dropped so every file is exactly one line). Standard library only, no f-strings: any Python 3.
+READER_SCRIPT = """\
+import glob, os, sys
+root = os.environ["RESULTS_DIR"]
+try:
+    os.chdir(root)
+except OSError:
+    sys.stderr.write("no directory %s on the results volume\\n" % root)
+    sys.exit(3)
+n = 0
+for name in ("metrics.json", "params.json"):
+    for path in sorted(glob.glob("*/" + name)):
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read().replace("\\n", "")
+        sys.stdout.write("%s%s\\n%s\\n" % (__HEADER__, path, text))
+        n += 1
+sys.stdout.write("%s%d\\n" % (__END__, n))
+""".replace("__HEADER__", repr(_HEADER)).replace("__END__", repr(_END))
+# Container states in which the reader will not start by waiting longer: said at once, in the kubelet's words.
+_CANNOT_START = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
 
 
 def parse_reader_output(lines: list[str]) -> dict[str, str]:
@@ -101,49 +128,103 @@ def _materialise(files: dict[str, str], root: Path, experiment_dir: str) -> None
         (d / name).write_text(text, encoding="utf-8")
 
 
-def reader_pod(experiment: str, claim: str, experiment_dir: str, *, image: str = READER_IMAGE) -> dict[str, Any]:
-    """The reader pod: mounts ``claim`` read-only and prints every run's metrics.json."""
+def reader_command(python: str = "python3") -> list[str]:
+    """The reader's command: ``python`` isolated from the image's environment variables and user site (-I), without
+    its site-packages' start-up hooks (-S), writing no bytecode (-B; the root file system is read-only)."""
+    return [python, "-I", "-S", "-B", "-c", READER_SCRIPT]
+
+
+def reader_pod(
+    experiment: str,
+    claim: str,
+    experiment_dir: str,
+    *,
+    image: str,
+    python: str = "python3",
+    nodes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The reader pod: runs ``image``'s ``python`` on :data:`READER_SCRIPT`, which prints every run's files from
+    ``claim`` mounted read-only. ``nodes``: where the runs ran, preferred (the image is there already)."""
     name = f"{experiment[:40]}-results-{uuid.uuid4().hex[:6]}"
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": READER_DEADLINE_SECONDS,
+        "terminationGracePeriodSeconds": 1,
+        "automountServiceAccountToken": False,
+        # Admitted under the "restricted" Pod Security Standard; reads world-readable result files as nobody.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": READER_COMPONENT,
+                "image": image,
+                "command": reader_command(python),
+                "env": [{"name": "RESULTS_DIR", "value": posixpath.join(READER_MOUNT, experiment_dir)}],
+                "volumeMounts": [{"name": "results", "mountPath": READER_MOUNT, "readOnly": True}],
+                "resources": copy.deepcopy(READER_RESOURCES),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+        "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
+    }
+    if nodes:
+        preferred = sorted(set(nodes))[:_NODES_PREFERRED]
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "preference": {
+                            "matchFields": [{"key": "metadata.name", "operator": "In", "values": preferred}]
+                        },
+                    }
+                ]
+            }
+        }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "labels": {L.EXPERIMENT: experiment, L.COMPONENT: "reader", L.MANAGED_BY: L.MANAGER},
+            "labels": {L.EXPERIMENT: experiment, L.COMPONENT: READER_COMPONENT, L.MANAGED_BY: L.MANAGER},
         },
-        "spec": {
-            "restartPolicy": "Never",
-            "activeDeadlineSeconds": READER_DEADLINE_SECONDS,
-            "terminationGracePeriodSeconds": 1,
-            "automountServiceAccountToken": False,
-            # Admitted under the "restricted" Pod Security Standard; reads world-readable result files as nobody.
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65534,
-                "runAsGroup": 65534,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "reader",
-                    "image": image,
-                    "command": ["sh", "-c", READER_SCRIPT],
-                    "env": [{"name": "RESULTS_DIR", "value": posixpath.join(READER_MOUNT, experiment_dir)}],
-                    "volumeMounts": [{"name": "results", "mountPath": READER_MOUNT, "readOnly": True}],
-                    "resources": {
-                        "requests": {"cpu": "10m", "memory": "16Mi"},
-                        "limits": {"cpu": "200m", "memory": "64Mi"},
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-            "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
-        },
+        "spec": spec,
     }
+
+
+def cannot_start(pod: dict[str, Any]) -> str | None:
+    """Why ``pod`` will not start however long one waits, in the cluster's own words; None while it may.
+
+    The kubelet's waiting reason and message (an image it cannot pull, a container it cannot create), or the
+    pod's own reason and message where it failed before its container ran (evicted, refused by the kubelet).
+    """
+    status = pod.get("status") or {}
+    for cs in status.get("initContainerStatuses") or [], status.get("containerStatuses") or []:
+        for c in cs:
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _CANNOT_START:
+                return _words(waiting.get("reason"), waiting.get("message"))
+    ran = any(
+        "terminated" in (c.get("state") or {}) or "running" in (c.get("state") or {})
+        for c in status.get("containerStatuses") or []
+    )
+    if status.get("phase") == "Failed" and not ran:
+        return _words(status.get("reason") or "Failed", status.get("message"))
+    return None
+
+
+def _words(reason: str | None, message: str | None) -> str:
+    """``reason: message`` on one line."""
+    text = " ".join(f"{reason or ''}: {message or ''}".split())
+    return text.strip(": ").strip()
 
 
 def read_with_pod(
@@ -152,20 +233,35 @@ def read_with_pod(
     claim: str,
     experiment_dir: str,
     *,
-    image: str = READER_IMAGE,
+    image: str,
+    python: str = "python3",
+    nodes: list[str] | None = None,
     timeout: float = 120.0,
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[dict[str, str], str]:
-    """Run the reader pod, read its log, delete it (always). Returns ({relative path: text}, pod name)."""
-    pod = reader_pod(experiment, claim, experiment_dir, image=image)
+    """Run the reader pod, read its log, delete it (always). Returns ({relative path: text}, pod name).
+
+    Raises:
+        ResultsError: the API server refused the pod (quota, admission policy, Pod Security), it cannot start
+            (an image it cannot pull, ...) — both at once, in the cluster's words —, it failed, or it did not
+            finish within ``timeout`` seconds.
+    """
+    pod = reader_pod(experiment, claim, experiment_dir, image=image, python=python, nodes=nodes)
     name = pod["metadata"]["name"]
-    api.create("pods", pod)
+    try:
+        api.create("pods", pod)
+    except ApiError as e:
+        if e.status is None or e.status >= 500:
+            raise  # the API server failed or was not reached: not a refusal of this pod
+        raise ResultsError(f"reader pod {name} refused: {_words(None, e.reason) or e}") from e
     try:
         waited = 0.0
         while True:
             current = api.get("pods", name)
             phase = (current.get("status") or {}).get("phase")
+            if (why := cannot_start(current)) is not None:
+                raise ResultsError(f"reader pod {name} (image {image}) cannot start: {why}")
             if phase in {"Succeeded", "Failed"}:
                 break
             if waited >= timeout:
@@ -195,11 +291,15 @@ def read_results(
     *,
     revision: int | None = None,
     results_path: str | None = None,
-    reader_image: str = READER_IMAGE,
+    reader_image: str | None = None,
     timeout: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ExperimentResults:
-    """Collect every run's parameters and metrics of ``experiment`` (see the module doc for the two ways)."""
+    """Collect every run's parameters and metrics of ``experiment`` (see the module doc for the two ways).
+
+    ``reader_image``: the reader pod's image; default, the revision's own image (as the registry recorded it at
+    submit), run with the spec's ``python``.
+    """
     from ml_jobs import layout
 
     record = registry.require(api, experiment)
@@ -227,7 +327,15 @@ def read_results(
                 f"experiment {experiment!r} names no results claim in its spec; pass --results-path"
             )
         files, pod_name = read_with_pod(
-            api, experiment, claim, exp_dir, image=reader_image, timeout=timeout, sleep=sleep
+            api,
+            experiment,
+            claim,
+            exp_dir,
+            image=reader_image or rev.image,
+            python=spec.get("python") or "python3",
+            nodes=[r.node for r in status.runs if r.node],
+            timeout=timeout,
+            sleep=sleep,
         )
         with tempfile.TemporaryDirectory(prefix="ml-jobs-results-") as tmp:
             _materialise(files, Path(tmp), exp_dir)

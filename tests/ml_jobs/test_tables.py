@@ -191,3 +191,20 @@ def test_results_of_10000_runs_on_a_terminal_are_the_best_20(capsys, monkeypatch
 
 def test_status_of_one_run_says_run(capsys):
     assert printed(status_of(1), False, capsys).splitlines()[1] == "1 run: 1 running"
+
+
+def test_why_pending_lines_end_without_trailing_spaces(capsys):
+    # GIVEN causes of different lengths and counts of different widths (the old grid padded every cell)
+    from ml_jobs.kube.pending import Cause
+
+    status = status_of(12)
+    status.causes = [Cause("8/9 nodes are cordoned; uncordoned, cpu-01 would take it", 11), Cause("starting", 1)]
+    text = printed(status, False, capsys)
+    lines = text.splitlines()
+    at = lines.index("why pending:")
+    # THEN each cause is one line, its count right-aligned, and no line of the head ends in a space
+    assert lines[at + 1 : at + 3] == [
+        "11 runs 8/9 nodes are cordoned; uncordoned, cpu-01 would take it",
+        "  1 run starting",
+    ]
+    assert [line for line in lines[: at + 3] if line != line.rstrip()] == []

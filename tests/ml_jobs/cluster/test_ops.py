@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ import pytest
 from ml_jobs import layout
 from ml_jobs.errors import ResultsError, ServerError, UnknownExperimentError
 from ml_jobs.kube import cancel, list_experiments, plot, read_results, registry, run_logs, submit, to_csv
-from ml_jobs.kube.results import READER_SCRIPT, reader_pod
+from ml_jobs.kube.results import reader_command, reader_pod
 from ml_jobs.render import render
 from tests.ml_jobs.cluster.conftest import TeamCluster, experiment, outcomes
 from tests.ml_jobs.cluster.stand_ins import results_volume, write_run_results
@@ -308,7 +309,9 @@ def test_the_reader_pod_is_admitted_for_alice_scheduled_with_the_claim_and_delet
     assert body["spec"]["volumes"] == [
         {"name": "results", "persistentVolumeClaim": {"claimName": "herd-results", "readOnly": True}}
     ]
-    assert body["spec"]["containers"][0]["command"] == ["sh", "-c", READER_SCRIPT]
+    # the experiment's own image (no other image pulled), its python running the reader's script
+    assert body["spec"]["containers"][0]["image"] == experiment(2).image
+    assert body["spec"]["containers"][0]["command"] == reader_command("python3")
     assert body["spec"]["activeDeadlineSeconds"] == 300
     name = body["metadata"]["name"]
     assert placed, "the reader pod was never running on a node"
@@ -316,6 +319,30 @@ def test_the_reader_pod_is_admitted_for_alice_scheduled_with_the_claim_and_delet
     assert [r.status for r in deleted] == [200]
     cluster.wait("the reader pod gone", lambda: cluster.get("pods", name) is None)
     assert all(r.status < 400 for r in cluster.log)
+
+
+def test_a_reader_the_quota_refuses_is_said_at_once_in_the_servers_words(cluster: TeamCluster, api: Any) -> None:
+    # GIVEN a finished sweep, and the team's quota allowing no more pods
+    submit(api, experiment(2), owner="alice")
+    cluster.wait_job("bert-sweep", "Complete")
+    cluster.patch("resourcequotas", "herd-team-quota", {"spec": {"hard": {"pods": "0"}}})
+    cluster.wait(
+        "the quota counting pods",
+        lambda: (
+            "pods" in (cluster.get("resourcequotas", "herd-team-quota") or {}).get("status", {}).get("hard", {})
+        ),
+    )
+    cluster.reset_log()
+    # WHEN results starts the reader pod THEN the real API server's refusal is the one line, with no wait
+    slept: list[float] = []
+    with pytest.raises(ResultsError) as caught:
+        read_results(api, "bert-sweep", timeout=60, sleep=slept.append)
+    assert re.fullmatch(
+        r'reader pod (bert-sweep-results-\w{6}) refused: pods "\1" is forbidden: exceeded quota: herd-team-quota, '
+        r"requested: pods=1, used: pods=\d+, limited: pods=0",
+        str(caught.value),
+    ), caught.value
+    assert slept == [] and [r.status for r in cluster.requests("POST", "/pods")] == [403]
 
 
 def test_a_cut_reader_log_is_noticed_not_half_read() -> None:
@@ -346,7 +373,12 @@ def _backend_objects(cluster: TeamCluster, api: Any) -> list[dict[str, Any]]:
     ]["ownerReferences"]
     sweep_cm = json.loads(json.dumps(rendered.config_map))
     sweep_cm["metadata"]["ownerReferences"] = owner_refs
-    return [registry_cm, sweep_cm, rendered.job, reader_pod("bert-sweep", "herd-results", "bert-sweep")]
+    return [
+        registry_cm,
+        sweep_cm,
+        rendered.job,
+        reader_pod("bert-sweep", "herd-results", "bert-sweep", image=experiment(3).image),
+    ]
 
 
 def _dry_run_as_alice(cluster: TeamCluster, obj: dict[str, Any]) -> tuple[int, dict[str, Any], list[str]]:

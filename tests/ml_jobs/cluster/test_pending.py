@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_jobs.kube.pending import explain, scheduler_causes
+from ml_jobs.kube.pending import explain, scheduler_causes, would_take
 
 POD = {
     "metadata": {"uid": "pod-1"},
@@ -164,4 +164,111 @@ def test_a_run_whose_node_went_away_is_retried_for_free() -> None:
     assert [c.text for c in explain([(0, pod)], job=None, events=[])] == [
         "its node went away (DeletionByTaintManager: Taint manager: deleting due to NoExecute taint); "
         "the run is retried without counting it as a failure"
+    ]
+
+
+def _node(name: str, *, cordoned: bool = True, labels=None, taints=None, gpus: int = 0, cpu: str = "16"):
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"unschedulable": cordoned, "taints": taints or []},
+        "status": {"allocatable": {"cpu": cpu, "memory": "64Gi", "nvidia.com/gpu": str(gpus), "pods": "110"}},
+    }
+
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+CORDON_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+MAINTENANCE = {"key": "herd.dev/maintenance", "effect": "NoExecute"}
+SOFT = {"key": "x", "effect": "PreferNoSchedule"}
+H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "herd.dev/location": "onprem"}
+GPU_POD = {
+    **POD,
+    "spec": {
+        **POD["spec"],
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}}}],
+    },
+}
+CORDONED_MESSAGE = "0/9 nodes are available: 1 Insufficient nvidia.com/gpu, 8 node(s) were unschedulable."
+
+
+@pytest.mark.parametrize(
+    ("nodes", "cordoned"),
+    [
+        # GIVEN the cluster's nodes (or none: the caller may not list them) THEN the cordon line names the
+        # cordoned nodes that would take the run, judged by selector and affinity, taints and allocatable.
+        (None, "8/9 nodes are cordoned"),
+        (
+            [_node("gpu-01", labels=H100, taints=[GPU_TAINT, CORDON_TAINT], gpus=4), _node("cpu-01")],
+            "8/9 nodes are cordoned; uncordoned, gpu-01 would take it",
+        ),
+        (
+            [_node(f"gpu-0{i}", labels=H100, taints=[GPU_TAINT], gpus=4) for i in (3, 1, 2)],
+            "8/9 nodes are cordoned; uncordoned, gpu-01, gpu-02 or gpu-03 would take it",
+        ),
+        (
+            [_node(f"gpu-0{i}", labels=H100, taints=[GPU_TAINT], gpus=4) for i in range(1, 6)],
+            "8/9 nodes are cordoned; uncordoned, gpu-01, gpu-02, gpu-03 or 2 more would take it",
+        ),
+        (
+            [
+                _node("gpu-01", labels=H100, taints=[GPU_TAINT], gpus=4, cordoned=False),  # not cordoned
+                _node("gpu-02", labels={**H100, "herd.dev/location": "edge"}, taints=[GPU_TAINT], gpus=4),
+                _node("gpu-03", labels=H100, taints=[MAINTENANCE], gpus=4),
+                _node("gpu-04", labels=H100, taints=[GPU_TAINT], gpus=4, cpu="2"),  # too small
+                _node("gpu-05", labels=H100, taints=[GPU_TAINT]),  # no GPUs
+                _node("gpu-06", labels=H100, taints=[GPU_TAINT, SOFT], gpus=1),
+            ],
+            "8/9 nodes are cordoned; uncordoned, gpu-06 would take it",
+        ),
+        (
+            [_node("cpu-01"), _node("cpu-02", labels=H100)],
+            "8/9 nodes are cordoned; none of them would take it if uncordoned",
+        ),
+    ],
+)
+def test_a_cordoned_cluster_names_the_node_that_would_take_the_run(nodes, cordoned) -> None:
+    assert scheduler_causes(CORDONED_MESSAGE, GPU_POD, nodes) == ["1/9 nodes lack free nvidia.com/gpu", cordoned]
+
+
+@pytest.mark.parametrize(
+    ("expression", "labels", "matches"),
+    [
+        ({"key": "zone", "operator": "NotIn", "values": ["a"]}, {"zone": "b"}, True),
+        ({"key": "zone", "operator": "NotIn", "values": ["a"]}, {"zone": "a"}, False),
+        ({"key": "zone", "operator": "Exists"}, {}, False),
+        ({"key": "zone", "operator": "DoesNotExist"}, {}, True),
+        ({"key": "cores", "operator": "Gt", "values": ["8"]}, {"cores": "16"}, True),
+        ({"key": "cores", "operator": "Lt", "values": ["8"]}, {"cores": "16"}, False),
+        ({"key": "cores", "operator": "Gt", "values": ["8"]}, {"cores": "many"}, False),
+    ],
+)
+def test_node_affinity_operators_as_the_scheduler_reads_them(expression, labels, matches) -> None:
+    pod = {
+        "spec": {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                    }
+                }
+            }
+        }
+    }
+    assert would_take(pod, _node("n", labels=labels)) is matches
+
+
+def test_explain_passes_the_nodes_on_to_the_cordon_line() -> None:
+    pod = {
+        **GPU_POD,
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": CORDONED_MESSAGE}
+            ],
+        },
+    }
+    nodes = [_node("gpu-02", labels=H100, taints=[GPU_TAINT], gpus=4)]
+    assert [str(c) for c in explain([(0, pod)], job=None, events=[], nodes=nodes)] == [
+        "1 run: 1/9 nodes lack free nvidia.com/gpu",
+        "1 run: 8/9 nodes are cordoned; uncordoned, gpu-02 would take it",
     ]

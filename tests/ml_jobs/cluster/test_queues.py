@@ -20,11 +20,13 @@ import pytest
 
 from herd_local.paths import EXAMPLE_STACK
 from infra import config
+from infra.addons import queue_policy
 from infra.addons import queues as infra_queues
 from infra.addons.teams import quota_hard
 from infra.plan import load_stack_file
 from ml_jobs import layout, queueing, rbac
-from ml_jobs.kube import Api, list_experiments, registry, submit, sweep_status
+from ml_jobs.errors import ForbiddenError, ResultsError
+from ml_jobs.kube import Api, cancel, list_experiments, read_results, registry, submit, sweep_status
 from ml_jobs.kube.queues import workload_of, workload_state
 from tests.conftest import Admin
 from tests.ml_jobs.cluster.conftest import TeamCluster, experiment, new_team_namespace
@@ -401,3 +403,137 @@ def test_without_a_team_queue_a_sweep_runs_as_without_kueue(cluster: TeamCluster
     cluster.reset_log()
     assert sweep_status(api, "bert-sweep").queue is None
     assert not [r for r in cluster.log if queueing.GROUP in r.path]
+
+
+# ------------------------------------------------------------------------------------------------ nobody skips it
+@pytest.fixture
+def queue_policies(teams: Teams, cluster: TeamCluster, admin: Admin) -> Iterator[list[str]]:
+    """infra's team queue policies for the two teams, bound to their namespaces; named for this test (the example
+    stack's own, bound to its namespaces, are in the cluster beside them)."""
+    cfg = _stack(teams.a, teams.b)
+    suffix = f"-{teams.a}"
+    made = []
+    for built in [*queue_policy.policies(cfg), *queue_policy.bindings(cfg)]:
+        doc = copy.deepcopy(built)
+        doc["metadata"]["name"] += suffix
+        if doc["kind"] == "ValidatingAdmissionPolicyBinding":
+            doc["spec"]["policyName"] += suffix
+        plural = doc["kind"].lower() + "s"
+        admin.request("POST", f"/apis/admissionregistration.k8s.io/v1/{plural}", doc)
+        made.append(f"/apis/admissionregistration.k8s.io/v1/{plural}/{doc['metadata']['name']}")
+    # The API server applies a new policy once its informer has it: until an unlabelled Job is refused.
+    probe = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe"}, "spec": _job_spec({})}
+    cluster.wait(
+        "the queue policies in force",
+        lambda: _refused(admin, f"/apis/batch/v1/namespaces/{teams.a}/jobs?dryRun=All", probe),
+        timeout=30,
+    )
+    try:
+        yield made
+    finally:
+        for path in reversed(made):
+            admin.request("DELETE", path)
+
+
+def _refused(admin: Admin, path: str, body: dict[str, Any]) -> bool:
+    try:
+        admin.request("POST", path, body)
+    except AssertionError as e:  # how Admin reports an HTTP error
+        return ": 403 " in str(e)
+    return False
+
+
+def _job_spec(resources: dict[str, str], priority: str | None = None) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [{"name": "train", "image": "registry.example.com/nlp/bert:2.1", "command": ["train"]}],
+    }
+    if resources:
+        pod["containers"][0]["resources"] = {"requests": resources, "limits": resources}
+        pod["tolerations"] = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
+    if priority:
+        pod["priorityClassName"] = priority
+    return {"template": {"spec": pod}}
+
+
+def _attempts(teams: Teams) -> dict[str, tuple[str, dict[str, Any], str]]:
+    """What alice might try to skip her team's queue: (plural, object, what the refusal says)."""
+    four = {"cpu": "4", "memory": "16Gi", GPU: "4"}
+    labelled = {queueing.QUEUE_LABEL: queueing.queue_name(teams.b)}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "gpu-pod"},
+        "spec": _job_spec({GPU: "1", "cpu": "1", "memory": "1Gi"})["template"]["spec"],
+    }
+    a = teams.a
+    return {
+        "a Job without the queue label asking for 4 GPUs": (
+            "jobs",
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "no-label"}, "spec": _job_spec(four)},
+            f"herd: Job no-label names no team queue: in team namespace {a} work goes through the team queue {a}; "
+            f"label it {queueing.QUEUE_LABEL}={a} (ml-jobs submit does)",
+        ),
+        "a bare GPU pod": (
+            "pods",
+            pod,
+            "herd: pod gpu-pod is neither a Job's nor ml-jobs' results reader (unlike the reader in: command; "
+            f"resources; deadline; read-only claims;): in team namespace {a} work goes through the team queue "
+            f"{a}; submit a Job labelled {queueing.QUEUE_LABEL}={a} (ml-jobs submit does)",
+        ),
+        "a Job labelled for the other team's queue": (
+            "jobs",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "elsewhere", "labels": labelled},
+                "spec": _job_spec(four),
+            },
+            f"herd: Job elsewhere names queue {teams.b}, not its team's: in team namespace {a} work goes through "
+            f"the team queue {a}",
+        ),
+        "a Job with herd-high outside the queue": (
+            "jobs",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "urgent"},
+                "spec": _job_spec(four, priority="herd-high"),
+            },
+            f"herd: Job urgent names no team queue: in team namespace {a} work goes through the team queue {a}; "
+            f"label it {queueing.QUEUE_LABEL}={a} (ml-jobs submit does)",
+        ),
+    }
+
+
+def test_nobody_skips_the_team_queue(
+    teams: Teams, queue_policies: list[str], cluster: TeamCluster, api: Api, admin: Admin
+) -> None:
+    # WHEN alice tries each way around her team's queue THEN the real API server refuses each, in one line
+    for what, (plural, body, words) in _attempts(teams).items():
+        with pytest.raises(ForbiddenError) as refused:
+            api.create(plural, body)
+        line = str(refused.value)
+        assert "\n" not in line and words in line, (what, line)
+        assert "ValidatingAdmissionPolicy 'herd-team-queue-" in line, (what, line)
+    assert not cluster.all("jobs") and not cluster.all("pods")
+
+    # WHEN she goes through the queue with herd-high THEN Kueue admits it within the team's quota, no more
+    done = submit(api, gpu_sweep("urgent-sweep", 4, priority="high"))
+    cluster.wait("the urgent sweep admitted", lambda: teams.state(api, done.job).flavor)
+    cq = teams.cluster_queue(cluster.namespace)
+    admitted = sum(int(_usage(cq, f).get(GPU, {}).get("total", "0")) for f in ("onprem-gpu", "gpu-a10g-spot"))
+    held = sum(
+        int(c["resources"]["requests"].get(GPU, "0"))
+        for p in cluster.all("pods")
+        if p["status"].get("phase") in {"Pending", "Running"}
+        for c in p["spec"]["containers"]
+    )
+    assert 0 < held <= admitted <= 8 + 2  # its quota (8) and team b's idle on-prem share it may borrow (2)
+
+    # AND ml-jobs' own commands still work for alice: status, cancel; the results reader is admitted
+    status = sweep_status(api, "urgent-sweep")
+    assert status.queue is not None and status.queue.state == "admitted"
+    with pytest.raises(ResultsError, match=r"reader pod urgent-sweep-results-\w{6} did not finish within 2s"):
+        read_results(api, "urgent-sweep", timeout=2, sleep=lambda s: None)  # KWOK runs no reader: admitted is all
+    assert cancel(api, "urgent-sweep").deleted
