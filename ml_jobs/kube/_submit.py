@@ -330,13 +330,11 @@ def _record_intent(
         config_map=config_map_name,
         params=list(exp.sweep.names()),
     )
-    rows = [{"index": i, "params": exp.sweep.params(i)} for i in range(entry.runs)]
+    # The definition, not the runs: their parameters are derived from it where they are read (O(1) in runs).
     try:
         if record is None:
-            return registry.create(api, exp.name, entry, _spec_doc(exp), rows), True
-        updated = registry.update(
-            api, record, [*record.revisions, entry], specs={revision: _spec_doc(exp)}, runs={revision: rows}
-        )
+            return registry.create(api, exp.name, entry, _spec_doc(exp)), True
+        updated = registry.update(api, record, [*record.revisions, entry], specs={revision: _spec_doc(exp)})
         return updated, False
     except ConflictError:
         # Either our own write went through and only its answer was lost (a retry then meets 409), or another

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ml_jobs._quantity import parse_quantity
+from ml_jobs.quantity import parse_quantity
 
 # The scheduler's FitError: "0/9 nodes are available: <count> <reason>, ... ." then other sentences (DRA's "no new
 # claims to deallocate", "preemption: ..."). Reasons without a count concern the pod itself (an unbound claim).

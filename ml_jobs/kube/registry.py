@@ -8,14 +8,17 @@ name:
 ``data["record.json"]``
     ``{"format": 1, "experiment": name, "revisions": [Revision, ...]}`` (see :class:`Revision`).
 ``data["spec-r<N>.json"]``
-    the normalised spec of revision N, as submitted (the sweep *definition*: parameters are derived from it).
+    the normalised spec of revision N, as submitted: the sweep *definition*, from which every run's parameters
+    are derived when they are read (:meth:`Record.params_of`), as each run's pod derives its own. Submit writes
+    this and the revision, nothing per run: its cost and the registry's size do not grow with the run count.
 ``binaryData["runs-r<N>.json.gz"]``
-    the runs of revision N, gzip-compressed JSON, one array per column so 10,000 runs stay far below the 1 MiB
-    object limit: ``{"columns": {"index": [0, 1, ...], "params": [{"lr": 0.1}, ...], "state": ["succeeded",
-    ...], "node": [...], "exitCode": [...], "attempts": [...], "metrics": [{"accuracy": 0.97}, ...]},
-    "omitted": []}``. Written at submit (parameters) and again when the sweep is seen to end (per-run state,
-    node, exit code, attempts, final metrics). Too big (around 100,000 runs), parameters are left out first
-    (the spec derives them), then metrics (the results volume keeps them); ``omitted`` says which.
+    the runs of revision N, written when there is something per run to record: when the sweep is seen to end
+    (per-run state, node, exit code, attempts, final metrics) or is cancelled. Gzip-compressed JSON, one array
+    per column so 10,000 runs stay far below the 1 MiB object limit: ``{"columns": {"index": [0, 1, ...],
+    "state": ["succeeded", ...], "node": [...], "exitCode": [...], "attempts": [...], "metrics": [{"accuracy":
+    0.97}, ...]}, "omitted": []}``. Records written by earlier versions may hold a ``params`` column too (read
+    as before). Too big (around 100,000 runs), metrics are left out (the results volume keeps them); ``omitted``
+    says so.
 
 Every update is a JSON merge patch carrying the ``resourceVersion`` it was computed from, so two clients racing
 on the same experiment get a 409 instead of overwriting each other.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,8 +125,19 @@ class Record:
         text = self.data.get(spec_key(revision))
         return json.loads(text) if text else None
 
+    def params_of(self, revision: int) -> Callable[[int], dict[str, Any]]:
+        """Run index -> its parameters: from the runs table where an older record stored them, else derived from
+        the recorded spec (the same derivation each run's pod makes). Parses the spec only when called."""
+        rows = {row["index"]: row for row in self.runs(revision)}
+        if rows and all(row.get("params") is not None for row in rows.values()):
+            return lambda i: (rows.get(i) or {}).get("params") or {}
+        from ml_jobs.spec import parse_spec
+
+        return parse_spec(self.spec(revision) or {}, "the registry's copy of the spec").sweep.params
+
     def runs(self, revision: int) -> list[dict[str, Any]]:
-        """The recorded runs of ``revision`` as dicts keyed by :data:`COLUMNS` (empty if none recorded)."""
+        """The recorded runs of ``revision`` as dicts keyed by :data:`COLUMNS` (empty if none recorded yet; a
+        column not stored, ``params`` in today's records, is None: :meth:`params_of` derives them)."""
         blob = self.binary.get(runs_key(revision))
         if not blob:
             return []
@@ -143,8 +158,8 @@ class RunsTableTooLarge(HerdError):
     """The runs table does not fit in the registry even without what can be found elsewhere."""
 
 
-# Dropped in this order when the table is too big: parameters (derivable from the spec), then metrics (they
-# stay on the results volume). State, node, exit code and attempts are what nothing else keeps.
+# Dropped when the table is too big: parameters (derivable from the spec; stored only by older records), then
+# metrics (they stay on the results volume). State, node, exit code and attempts are what nothing else keeps.
 _DROPPABLE = ("params", "metrics")
 
 
@@ -155,11 +170,15 @@ def encode_runs(rows: list[dict[str, Any]]) -> str:
         RunsTableTooLarge: still above :data:`MAX_RUNS_BYTES` after dropping :data:`_DROPPABLE` columns.
     """
     columns = {c: [row.get(c) for row in rows] for c in COLUMNS}
+    if all(p is None for p in columns["params"]):
+        del columns["params"]  # derived from the spec when read: nothing to store
     blob = _pack({"columns": columns, "omitted": []})
     omitted: list[str] = []
     for drop in _DROPPABLE:
         if len(blob) <= MAX_RUNS_BYTES:
             break
+        if drop not in columns:
+            continue
         columns.pop(drop)
         omitted.append(drop)
         blob = _pack({"columns": columns, "omitted": omitted})
@@ -218,17 +237,15 @@ def _labels(experiment: str, state: str) -> dict[str, str]:
     return {L.EXPERIMENT: experiment, L.COMPONENT: "registry", L.MANAGED_BY: L.MANAGER, L.STATE: state}
 
 
-def create(
-    api: Api, experiment: str, revision: Revision, spec: dict[str, Any], runs: list[dict[str, Any]]
-) -> Record:
-    """Create the registry with its first revision (``ConflictError`` if another client just did)."""
+def create(api: Api, experiment: str, revision: Revision, spec: dict[str, Any]) -> Record:
+    """Create the registry with its first revision and its spec, nothing per run (``ConflictError`` if another
+    client just did)."""
     record = Record(experiment, [revision], None, {}, {})
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": registry_name(experiment), "labels": _labels(experiment, revision.state)},
         "data": {RECORD_KEY: record.document(), spec_key(revision.revision): _spec_text(spec)},
-        "binaryData": {runs_key(revision.revision): encode_runs(runs)},
     }
     return decode(api.create("configmaps", body))
 

@@ -310,7 +310,6 @@ def read_results(
         record = registry.read(api, experiment) or record
         rev = record.get(rev.revision) or rev
     spec = record.spec(rev.revision) or {}
-    rows = {row["index"]: row for row in record.runs(rev.revision)}
     exp_dir = layout.experiment_dir_name(experiment, rev.revision)
     indices = range(rev.runs)
 
@@ -342,8 +341,8 @@ def read_results(
             runs = _results.read_results(tmp, exp_dir, indices)
         source = f"reader pod {pod_name} (claim {claim})"
 
-    # Parameters as recorded at submit (or derived from the recorded spec) where a run left no params.json.
-    params_of = _params_of(spec, rows)
+    # Parameters from the record (derived from its spec) where a run left no params.json.
+    params_of = record.params_of(rev.revision)
     runs = [r if r.params else replace(r, params=params_of(r.index)) for r in runs]
     states = {r.index: r.state for r in status.runs if r.state != "unknown"}
     _record_metrics(api, record, rev, runs)
@@ -351,14 +350,6 @@ def read_results(
 
     objective = Objective.from_record(rev.objective)
     return ExperimentResults(experiment, rev.revision, objective, runs, source, list(rev.params), states)
-
-
-def _params_of(spec: dict[str, Any], rows: dict[int, dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
-    if rows and all(row.get("params") is not None for row in rows.values()):
-        return lambda i: (rows.get(i) or {}).get("params") or {}
-    from ml_jobs.spec import parse_spec
-
-    return parse_spec(spec, "the registry's copy of the spec").sweep.params
 
 
 def _record_metrics(

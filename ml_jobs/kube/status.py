@@ -234,7 +234,8 @@ def runs_from_record(rows: list[dict[str, Any]], runs: int) -> list[RunStatus]:
 
 
 def record_rows(runs: list[RunStatus], params: list[Any] | None) -> list[dict[str, Any]]:
-    """Registry rows for ``runs`` (``params`` as recorded at submit, index-aligned, if any)."""
+    """Registry rows for ``runs`` (``params`` as an older record stored them, index-aligned, if any; else none:
+    they are derived from the spec)."""
     rows = []
     for r in runs:
         rows.append(
