@@ -36,15 +36,16 @@ from infra.network import Network  # noqa: E402
 def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
     """Declare every resource of the stack described by ``cfg`` and export its outputs.
 
+    The cluster side (add-ons, teams) is the same whatever the cloud side: a stack without a VPN declares no AWS
+    resource, and adding the VPN and pools later only adds resources (docs/operators/pulumi.md, "A site without
+    a cloud").
+
     Args:
         cfg: the validated stack config.
         now: the clock (Unix seconds) the join token's rotation epoch is computed from; the real time if None.
     """
     cluster = k8s.Provider("onprem-cluster", context=cfg.kube_context or None, enable_server_side_apply=True)
     in_cluster = pulumi.ResourceOptions(providers=[cluster])
-
-    network = Network("burst", cfg)
-    token = BootstrapToken("join", cfg, cluster, now=now)
 
     cni = cni_for(cfg, in_cluster)
     after_cni = pulumi.ResourceOptions(providers=[cluster], depends_on=list(cni.ready))
@@ -74,21 +75,28 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
         after_namespaces = [*cni.ready, *(n.namespace for n in namespaces)]
         KueueQueues("queues", cfg, pulumi.ResourceOptions(providers=[cluster], depends_on=after_namespaces))
 
-    control_plane = KubeadmControlPlane(cfg.control_plane_endpoint, cfg.control_plane_ca_cert_hash)
-    pools = [
-        BurstNodePool(
-            f"pool-{pool.name}",
-            cfg,
-            pool,
-            subnet_ids=network.private_subnet_ids,
-            security_group_id=network.node_security_group_id,
-            control_plane=control_plane,
-            credential=token,
-            join_ready=[token.secret, token.parameter, *cni.ready],
-        )
-        for pool in cfg.pools
-    ]
-    if pools:
+    # The cloud side, only where the stack has one. Nothing above depends on it, so adding it later creates
+    # resources and changes none of the cluster's.
+    network = Network("burst", cfg) if cfg.vpn else None
+    pools: list[BurstNodePool] = []
+    token = None
+    if network is not None and cfg.pools:
+        # The join credential exists only for what joins from the cloud: no pool, no token to leak or rotate.
+        token = BootstrapToken("join", cfg, cluster, now=now)
+        control_plane = KubeadmControlPlane(cfg.control_plane_endpoint, cfg.control_plane_ca_cert_hash)
+        pools = [
+            BurstNodePool(
+                f"pool-{pool.name}",
+                cfg,
+                pool,
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=network.node_security_group_id,
+                control_plane=control_plane,
+                credential=token,
+                join_ready=[token.secret, token.parameter, *cni.ready],
+            )
+            for pool in cfg.pools
+        ]
         ClusterAutoscaler(
             "autoscaler",
             cfg,
@@ -96,12 +104,16 @@ def define(cfg: config.StackConfig, *, now: float | None = None) -> None:
             pulumi.ResourceOptions(providers=[cluster], depends_on=[system, *(p.group for p in pools)]),
         )
 
-    pulumi.export("vpcId", network.vpc_id)
-    pulumi.export("privateSubnetIds", network.private_subnet_ids)
-    pulumi.export("nodeSecurityGroupId", network.node_security_group_id)
-    pulumi.export("vpnRouterSettings", network.router_settings())
-    pulumi.export("joinTokenParameter", token.parameter_name)
-    pulumi.export("joinTokenExpiresAt", token.expires_at.isoformat())
+    # Outputs of what exists: an on-prem-only stack has no VPC, VPN or token to report, so it exports none of
+    # them (`pulumi stack output vpcId` says the stack has no such output) and an empty burstPools.
+    if network is not None:
+        pulumi.export("vpcId", network.vpc_id)
+        pulumi.export("privateSubnetIds", network.private_subnet_ids)
+        pulumi.export("nodeSecurityGroupId", network.node_security_group_id)
+        pulumi.export("vpnRouterSettings", network.router_settings())
+    if token is not None:
+        pulumi.export("joinTokenParameter", token.parameter_name)
+        pulumi.export("joinTokenExpiresAt", token.expires_at.isoformat())
     pulumi.export("burstPools", {p.asg_name: pool.name for p, pool in zip(pools, cfg.pools, strict=True)})
 
 

@@ -5,6 +5,11 @@ that file, takes each key from the stack (or the declared default), and validate
 the cross-key checks pydantic cannot express (overlapping networks, GPU pools on GPU-less instance types). Every
 error is a :class:`ConfigError` naming the key path, e.g. ``herd:pools[1].maxSize: must be at least minSize (2)``.
 
+A stack has a cloud side only when it says so: ``herd:onpremVpnPublicIp`` (empty by default) brings the VPC and the
+VPN, and burst pools join over that VPN. Without it (so without pools) the stack is on-prem only: no AWS resource,
+``aws:region`` is not needed, and the checks that concern the VPC and the VPN (the VPC range against the site's
+networks, the control plane and NAS reachable over the tunnel) do not apply.
+
 Reading the defaults from the project file (rather than trusting Pulumi to apply them) makes the program behave
 the same under the real CLI, which applies project defaults itself, and under mocks (tests, ``herd-plan``), which
 apply none.
@@ -408,9 +413,10 @@ class TunnelOptions(_Model):
 
 
 class StackConfig(_Model):
-    """The validated stack config. Field names are the keys without ``herd:``; ``aws_region`` is ``aws:region``."""
+    """The validated stack config. Field names are the keys without ``herd:``; ``aws_region`` is ``aws:region``
+    (None on an on-prem-only stack that does not set it)."""
 
-    aws_region: str
+    aws_region: str | None
     cluster_name: str
     kubernetes_version: str
     control_plane_endpoint: str
@@ -451,6 +457,12 @@ class StackConfig(_Model):
     def control_plane_host(self) -> str:
         """The host part of the control-plane endpoint."""
         return self.control_plane_endpoint.rpartition(":")[0]
+
+    @property
+    def vpn(self) -> bool:
+        """Whether the stack has a cloud side: the VPC and the VPN to on-prem (and burst pools, if any, over it).
+        False for an on-prem-only site, which declares no AWS resource at all."""
+        return bool(self.onprem_vpn_public_ip)
 
     @property
     def gpu_pools(self) -> list[Pool]:
@@ -501,11 +513,17 @@ def load(values: Mapping[str, Any], project_file: Path = PROJECT_FILE) -> StackC
     tunnel_key = f"{prefix}vpnTunnelOptions"
     # Key by key over the declared default, so a stack narrows one list without restating the others.
     resolved[tunnel_key] = {**decls[tunnel_key].default, **_mapping(resolved[tunnel_key], tunnel_key)}
-    region = values.get(REGION_KEY)
-    if not region:
-        raise ConfigError(REGION_KEY, "required; set it with `pulumi config set aws:region <region>`")
 
     raw_pools = _list_of_mappings(resolved[f"{prefix}pools"], f"{prefix}pools")
+    vpn = bool(resolved[f"{prefix}onpremVpnPublicIp"])
+    if raw_pools and not vpn:
+        raise ConfigError(
+            f"{prefix}pools", f"a burst pool needs {prefix}onpremVpnPublicIp (the VPN it joins over)"
+        )
+    region = values.get(REGION_KEY)
+    # Only a stack with a cloud side talks to AWS; an on-prem-only one may leave the region out.
+    if not region and vpn:
+        raise ConfigError(REGION_KEY, "required; set it with `pulumi config set aws:region <region>`")
     raw_teams = _list_of_mappings(resolved[f"{prefix}teams"], f"{prefix}teams")
     pool_defaults = _mapping(resolved[f"{prefix}poolDefaults"], f"{prefix}poolDefaults")
     team_defaults = _mapping(resolved[f"{prefix}teamDefaults"], f"{prefix}teamDefaults")
@@ -515,7 +533,7 @@ def load(values: Mapping[str, Any], project_file: Path = PROJECT_FILE) -> StackC
     data = {k[len(prefix) :]: v for k, v in resolved.items() if k.startswith(prefix)}
     data.pop("poolDefaults")
     data.pop("teamDefaults")
-    data.update(pools=pools, teams=teams, awsRegion=str(region))
+    data.update(pools=pools, teams=teams, awsRegion=str(region) if region else None)
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as e:
@@ -606,9 +624,10 @@ def _net(value: str, key: str) -> ipaddress.IPv4Network:
 
 def _check(cfg: StackConfig) -> None:
     p = f"{PROJECT}:"
-    if not _REGION.match(cfg.aws_region):
-        raise ConfigError(REGION_KEY, f"{cfg.aws_region!r} is not an AWS region name (e.g. eu-central-1)")
-    _check_region(cfg)
+    if cfg.aws_region is not None:  # checked wherever it is set: a typo shows before the day the cloud is added
+        if not _REGION.match(cfg.aws_region):
+            raise ConfigError(REGION_KEY, f"{cfg.aws_region!r} is not an AWS region name (e.g. eu-central-1)")
+        _check_region(cfg.aws_region, cfg.availability_zones)
     if not re.match(r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$", cfg.cluster_name):
         raise ConfigError(p + "clusterName", "1-24 lower-case letters, digits and dashes, starting with a letter")
 
@@ -623,14 +642,17 @@ def _check(cfg: StackConfig) -> None:
     if not _CA_HASH.match(cfg.control_plane_ca_cert_hash):
         raise ConfigError(p + "controlPlaneCaCertHash", "must be sha256:<64 lower-case hex digits>")
 
-    # Networks: parse, then refuse any overlap between on-prem, VPC, pods and services.
+    # Networks: parse, then refuse any overlap between on-prem, VPC, pods and services. The VPC takes part only
+    # where it exists: its default range must not refuse an on-prem-only site whose own network happens to hold it.
     nets: list[tuple[str, ipaddress.IPv4Network]] = [
         (f"{p}onpremCidrs[{i}]", _net(c, f"{p}onpremCidrs[{i}]")) for i, c in enumerate(cfg.onprem_cidrs)
     ]
     vpc = _net(cfg.vpc_cidr, p + "vpcCidr")
     if not 16 <= vpc.prefixlen <= 20:
         raise ConfigError(p + "vpcCidr", f"{vpc} must be between /16 and /20 to hold a subnet per AZ")
-    nets += [(p + "vpcCidr", vpc), (p + "podCidr", _net(cfg.pod_cidr, p + "podCidr"))]
+    if cfg.vpn:
+        nets.append((p + "vpcCidr", vpc))
+    nets.append((p + "podCidr", _net(cfg.pod_cidr, p + "podCidr")))
     nets.append((p + "serviceCidr", _net(cfg.service_cidr, p + "serviceCidr")))
     for i, (key, net) in enumerate(nets):
         for other_key, other in nets[:i]:
@@ -641,11 +663,14 @@ def _check(cfg: StackConfig) -> None:
     host, _, port = cfg.control_plane_endpoint.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(p + "controlPlaneEndpoint", f"{cfg.control_plane_endpoint!r} is not host:port")
-    _reachable_over_vpn(host, onprem, p + "controlPlaneEndpoint")
-    _reachable_over_vpn(cfg.nfs_server, onprem, p + "nfsServer")
+    if cfg.vpn:
+        _reachable_over_vpn(host, onprem, p + "controlPlaneEndpoint")
+        _reachable_over_vpn(cfg.nfs_server, onprem, p + "nfsServer")
 
     _check_vpn(cfg)
 
+    # Checked without a VPN too: the pod MTU is the one in-cluster setting the tunnel decides, so an on-prem-only
+    # site starts at a value that fits, and adding the VPN later changes nothing in the running cluster.
     if cfg.cni_mtu > _MAX_MTU_OVER_VPN:
         raise ConfigError(
             p + "cniMtu", f"{cfg.cni_mtu} does not fit VXLAN inside the VPN tunnel (at most {_MAX_MTU_OVER_VPN})"
@@ -680,37 +705,27 @@ def region_zones(region: str) -> int | None:
     return _zone_counts().get(region)
 
 
-def _check_region(cfg: StackConfig) -> None:
+def _check_region(region: str, availability_zones: int) -> None:
     from pulumi_aws import Region  # the provider's own list of region names
 
     regions = [r.value for r in Region]
-    if cfg.aws_region not in regions:
-        close = difflib.get_close_matches(cfg.aws_region, regions, n=1)
+    if region not in regions:
+        close = difflib.get_close_matches(region, regions, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise ConfigError(REGION_KEY, f"{cfg.aws_region!r} is not an AWS region{hint}")
-    zones = region_zones(cfg.aws_region)
-    if zones is not None and cfg.availability_zones > zones:
+        raise ConfigError(REGION_KEY, f"{region!r} is not an AWS region{hint}")
+    zones = region_zones(region)
+    if zones is not None and availability_zones > zones:
         raise ConfigError(
-            f"{PROJECT}:availabilityZones",
-            f"{cfg.availability_zones}, but {cfg.aws_region} has {zones} availability zones",
+            f"{PROJECT}:availabilityZones", f"{availability_zones}, but {region} has {zones} availability zones"
         )
 
 
 def _check_vpn(cfg: StackConfig) -> None:
+    """The VPN's settings. The router's address only where there is a VPN; the ASN and the tunnel options have
+    safe defaults and are checked wherever they are, so a weak value never waits in a stack for the VPN."""
     p = f"{PROJECT}:"
-    try:
-        vpn_ip = ipaddress.IPv4Address(cfg.onprem_vpn_public_ip)
-    except ValueError:
-        raise ConfigError(
-            p + "onpremVpnPublicIp", f"{cfg.onprem_vpn_public_ip!r} is not an IPv4 address"
-        ) from None
-    for net, what in _NOT_ROUTED:
-        if vpn_ip in ipaddress.IPv4Network(net):
-            raise ConfigError(
-                p + "onpremVpnPublicIp",
-                f"{vpn_ip} is in {net}, {what}: not an address the internet routes; give the on-prem VPN "
-                "router's public IPv4 address",
-            )
+    if cfg.vpn:
+        _check_peer(cfg.onprem_vpn_public_ip)
     if cfg.onprem_bgp_asn == _AS_TRANS:
         raise ConfigError(
             p + "onpremBgpAsn", "23456 is AS_TRANS, the stand-in for 4-byte ASNs (RFC 6793), never a router's own"
@@ -730,6 +745,21 @@ def _check_vpn(cfg: StackConfig) -> None:
             hint = f"; did you mean {close[0]}?" if close else ""
             shown = ", ".join(str(a) for a in allowed)
             raise ConfigError(key, f"{value!r} is not one of {shown}{hint}")
+
+
+def _check_peer(address: str) -> None:
+    key = f"{PROJECT}:onpremVpnPublicIp"
+    try:
+        vpn_ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ConfigError(key, f"{address!r} is not an IPv4 address") from None
+    for net, what in _NOT_ROUTED:
+        if vpn_ip in ipaddress.IPv4Network(net):
+            raise ConfigError(
+                key,
+                f"{vpn_ip} is in {net}, {what}: not an address the internet routes; give the on-prem VPN "
+                "router's public IPv4 address",
+            )
 
 
 def _reachable_over_vpn(host: str, onprem: list[ipaddress.IPv4Network], key: str) -> None:

@@ -31,7 +31,17 @@ from infra import config
 from ml_jobs.errors import HerdError
 from ml_jobs.user_yaml import YamlError, load_yaml
 
-__all__ = ["Plan", "PlanMocks", "PlannedResource", "load_stack_file", "main", "render", "run_plan"]
+__all__ = [
+    "Plan",
+    "PlanDiff",
+    "PlanMocks",
+    "PlannedResource",
+    "diff",
+    "load_stack_file",
+    "main",
+    "render",
+    "run_plan",
+]
 
 _ACCOUNT = "123456789012"
 
@@ -60,10 +70,18 @@ class PlannedResource:
 
 @dataclass
 class Plan:
-    """What a stack would create: resources in declaration order, and stack outputs as (value, is_secret)."""
+    """What a stack would create: resources in declaration order, stack outputs as (value, is_secret), and the
+    tokens of the provider functions the program invoked (``aws:index/getAvailabilityZones:…``), in call order.
+    """
 
     resources: list[PlannedResource]
     outputs: dict[str, tuple[Any, bool]] = field(default_factory=dict)
+    invokes: list[str] = field(default_factory=list)
+
+    def cloud(self) -> list[str]:
+        """What of the plan touches AWS: its resources' types and the functions it invoked (empty for an
+        on-prem-only stack)."""
+        return [r.type for r in self.resources if _is_aws(r.type)] + [t for t in self.invokes if _is_aws(t)]
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         """The resources of one type."""
@@ -90,8 +108,49 @@ class Plan:
         return matches[0]
 
 
-def _random_string(inputs: Mapping[str, Any]) -> str:
-    """A fresh random string honouring a random resource's inputs (generated at run time, never stored)."""
+def _is_aws(token: str) -> bool:
+    """A token of the AWS provider: its resources and functions (``aws:``), or the provider itself."""
+    return token.startswith("aws:") or token == "pulumi:providers:aws"
+
+
+@dataclass
+class PlanDiff:
+    """What applying ``after`` to a stack now at ``before`` would do, resource by resource (by URN), as
+    ``pulumi preview --diff`` reports it: resources to create, to delete, and to update (URN, then the input keys
+    whose values differ). A changed input may make the provider replace rather than update; either way the
+    resource is touched, so ``updates`` lists every resource that is not left as it is."""
+
+    creates: list[PlannedResource]
+    deletes: list[PlannedResource]
+    updates: list[tuple[str, list[str]]]
+
+    @property
+    def only_creates(self) -> bool:
+        """Nothing that exists is changed or removed."""
+        return not self.deletes and not self.updates
+
+
+def diff(before: Plan, after: Plan) -> PlanDiff:
+    """Compare two plans of one stack (same project and stack name, so the same resource has the same URN)."""
+    old = {r.urn: r for r in before.resources}
+    new = {r.urn: r for r in after.resources}
+    updates = []
+    for urn, r in old.items():
+        if urn in new:
+            changed = sorted(k for k in {*r.inputs, *new[urn].inputs} if r.inputs.get(k) != new[urn].inputs.get(k))
+            if changed:
+                updates.append((urn, changed))
+    return PlanDiff(
+        creates=[r for urn, r in new.items() if urn not in old],
+        deletes=[r for urn, r in old.items() if urn not in new],
+        updates=updates,
+    )
+
+
+def _random_string(inputs: Mapping[str, Any], seed: bytes, resource: str) -> str:
+    """A random string honouring a random resource's inputs, drawn from ``seed`` and ``resource`` (its type, name
+    and inputs): generated at run time, never stored. One seed gives one resource the same value in every plan, as
+    a real preview reads a resource that has not changed from the stack's state; a fresh seed, fresh values."""
     alphabet = ""
     if inputs.get("lower", True):
         alphabet += string.ascii_lowercase
@@ -101,7 +160,16 @@ def _random_string(inputs: Mapping[str, Any]) -> str:
         alphabet += string.digits
     if inputs.get("special", True):
         alphabet += "!@#$%&*()-_=+[]{}<>:?"
-    return "".join(secrets.choice(alphabet) for _ in range(int(inputs["length"])))
+    length = int(inputs["length"])
+    out: list[str] = []
+    block = 0
+    while len(out) < length:
+        digest = hashlib.sha256(seed + resource.encode() + block.to_bytes(4, "big")).digest()
+        # Rejection sampling: only bytes below the largest multiple of the alphabet's size, so no character is
+        # likelier than another.
+        out += [alphabet[b % len(alphabet)] for b in digest if b < 256 - 256 % len(alphabet)]
+        block += 1
+    return "".join(out[:length])
 
 
 def _plain(value: Any, path: str, secret_paths: set[str]) -> Any:
@@ -123,13 +191,15 @@ class PlanMocks(Mocks):
     """Pulumi mocks that record every resource and answer the program's invokes (AZs, AMI lookups) offline.
 
     Computed attributes get placeholder values in the documentation ranges; secrets (random results, VPN
-    pre-shared keys, access keys) are generated fresh on each run.
+    pre-shared keys, access keys) are generated from ``seed`` (fresh unless given: plans to be compared share one).
     """
 
-    def __init__(self, region: str, zones: int = 3) -> None:
+    def __init__(self, region: str | None, zones: int = 3, seed: bytes | None = None) -> None:
         self.region = region
         self.zones = zones
+        self.seed = seed if seed is not None else secrets.token_bytes(32)
         self.resources: dict[tuple[str, str], PlannedResource] = {}
+        self.invokes: list[str] = []
         self._lock = threading.Lock()
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
@@ -140,14 +210,17 @@ class PlanMocks(Mocks):
                 args.typ, args.name, inputs, bool(args.custom), secret_paths
             )
         state = dict(inputs)
+        resource = json.dumps([args.typ, args.name, inputs], sort_keys=True)
         arn_base = f"arn:aws:{{svc}}:{self.region}:{_ACCOUNT}:"
         t = args.typ
         if t in ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword"):
-            state["result"] = _random_string(inputs)
+            state["result"] = _random_string(inputs, self.seed, resource)
         elif t == "aws:ec2/vpnConnection:VpnConnection":
             for n, base in ((1, 1), (2, 2)):
                 state[f"tunnel{n}Address"] = f"198.51.100.{base}"
-                state[f"tunnel{n}PresharedKey"] = _random_string({"length": 32, "special": False})
+                state[f"tunnel{n}PresharedKey"] = _random_string(
+                    {"length": 32, "special": False}, self.seed, f"{resource}{n}"
+                )
                 state[f"tunnel{n}CgwInsideAddress"] = f"169.254.{10 + n}.2"
                 state[f"tunnel{n}VgwInsideAddress"] = f"169.254.{10 + n}.1"
         elif t == "aws:ec2/launchTemplate:LaunchTemplate":
@@ -159,11 +232,13 @@ class PlanMocks(Mocks):
             kind = t.rsplit(":", 1)[-1].lower().replace("instanceprofile", "instance-profile")
             state["arn"] = f"arn:aws:iam::{_ACCOUNT}:{kind}/{state['name']}"
         elif t == "aws:iam/accessKey:AccessKey":
-            state["secret"] = _random_string({"length": 40, "special": False})
+            state["secret"] = _random_string({"length": 40, "special": False}, self.seed, resource)
         self.resources[(args.typ, args.name)].outputs = state
         return (f"{args.name}-id" if args.custom else None), state
 
     def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        with self._lock:
+            self.invokes.append(args.token)
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             # As many zones as the region has (infra/availability_zones.yaml), named as AWS names them.
             names = [f"{self.region}{letter}" for letter in "abcdefgh"[: self.zones]]
@@ -232,22 +307,27 @@ def run_plan(
     project_file: Path = config.PROJECT_FILE,
     now: float | None = None,
     stack: str = "plan",
+    seed: bytes | None = None,
 ) -> Plan:
     """Run the program under mocks for the stack config ``values`` (full keys to values).
+
+    Plans to be compared with :func:`diff` take the same ``seed`` (and ``now``): a resource that did not change
+    then gets the same generated values in both, as a real preview finds them in the stack's state.
 
     Raises:
         config.ConfigError: the config is invalid (nothing is declared then).
     """
-    config.load(values, project_file)  # refuse bad config before any resource is declared
-    region = str(values[config.REGION_KEY])
-    zones = config.region_zones(region)
-    if zones is None:
-        raise config.ConfigError(
-            config.REGION_KEY,
-            f"herd-plan does not know how many availability zones {region} has (add it to "
-            "infra/availability_zones.yaml); `pulumi preview` asks AWS instead",
-        )
-    mocks = PlanMocks(region, zones)
+    cfg = config.load(values, project_file)  # refuse bad config before any resource is declared
+    zones = 0
+    if cfg.vpn:  # only a stack with a cloud side asks AWS for its zones (config requires its region then)
+        zones = config.region_zones(cfg.aws_region or "") or 0
+        if not zones:
+            raise config.ConfigError(
+                config.REGION_KEY,
+                f"herd-plan does not know how many availability zones {cfg.aws_region} has (add it to "
+                "infra/availability_zones.yaml); `pulumi preview` asks AWS instead",
+            )
+    mocks = PlanMocks(cfg.aws_region, zones, seed)
     from pulumi.runtime import settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
@@ -272,7 +352,7 @@ def run_plan(
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(program))
-    return Plan(resources=list(mocks.resources.values()), outputs=outputs)
+    return Plan(resources=list(mocks.resources.values()), outputs=outputs, invokes=list(mocks.invokes))
 
 
 # ------------------------------------------------------------------------------------------------------ render
@@ -533,6 +613,11 @@ def render(plan: Plan) -> Any:
     return tree
 
 
+ON_PREM_ONLY = (
+    "on-prem only: this stack declares no cloud resources (no AWS resource, no AWS lookup); setting "
+    "herd:onpremVpnPublicIp and herd:pools later adds the cloud side and changes nothing listed here"
+)
+
 app = typer.Typer(
     name="herd-plan",
     help=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -564,6 +649,7 @@ def plan(
         doc = {
             "resources": [{"type": r.type, "name": r.name, "summary": _summary(r)} for r in result.resources],
             "outputs": {k: (SECRET if s else v) for k, (v, s) in result.outputs.items()},
+            "cloudResources": len([r for r in result.resources if _is_aws(r.type)]),
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
@@ -573,6 +659,8 @@ def plan(
         f"herd-plan: {stack_file} → {len(custom)} resources in {len(result.resources) - len(custom)} "
         "components (offline, under Pulumi mocks: nothing was sent to AWS or a cluster)"
     )
+    if not result.cloud():
+        out.print(ON_PREM_ONLY)
     out.print(render(result))
     out.print("[bold]outputs[/]")
     for name, (value, is_secret) in result.outputs.items():

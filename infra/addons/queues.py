@@ -3,8 +3,9 @@
 - ResourceFlavors: ``onprem`` (on-prem nodes, by ``herd.dev/location``), ``onprem-gpu`` (on-prem GPU nodes: the
   same label and the GPU taint, so only workloads tolerating it land there), and one per burst pool (its labels and
   taints, as its nodes register with them), GPU pools carrying their product label.
-- Per team a ClusterQueue, all in one cohort: on-prem flavors first, cloud flavors after, spot before on-demand as
-  the autoscaler's expander orders them (Kueue tries a resource group's flavors in order). On-prem nominal quota is
+- Per team a ClusterQueue, all in one cohort: on-prem flavors first, cloud flavors after (only for a team with a
+  cloud cap), spot before on-demand as the autoscaler's expander orders them (Kueue tries a resource group's
+  flavors in order). On-prem nominal quota is
   the team's share (its quota minus its cloud cap), borrowable by the other teams while idle and reclaimed when the
   team needs it back; every cloud flavor's nominal quota is the team's cloud cap, neither lent nor borrowed, so the
   cap holds.
@@ -169,6 +170,10 @@ def cloud_cap(team: Team) -> dict[str, str]:
     return {"cpu": team.cloud.cpu, "memory": team.cloud.memory, taxonomy.GPU_RESOURCE: str(team.cloud.gpu)}
 
 
+def _has_cap(team: Team) -> bool:
+    return any(parse_quantity(str(amount)) > 0 for amount in cloud_cap(team).values())
+
+
 def _quotas(amounts: dict[str, str], *, closed: bool) -> list[dict[str, Any]]:
     out = []
     for name in RESOURCES:
@@ -188,7 +193,11 @@ def cluster_queue_spec(cfg: StackConfig, team: Team) -> dict[str, Any]:
         {"name": ONPREM_GPU_FLAVOR, "resources": _quotas(onprem, closed=False)},
     ]
     cap = cloud_cap(team)
-    for flavor, pool in zip(cloud_flavors(cfg), _cloud_order(cfg), strict=True):
+    # A team without a cloud cap lists no cloud flavor: at nominal 0, neither lent nor borrowed, one admits
+    # nothing, and leaving it out keeps the team's queue as it was when pools are added (a site gaining its
+    # cloud, the "extend" path, changes no queue until a team is given a cap).
+    pools = zip(cloud_flavors(cfg), _cloud_order(cfg), strict=True) if _has_cap(team) else []
+    for flavor, pool in pools:
         amounts = cap if pool.gpu is not None else {**cap, taxonomy.GPU_RESOURCE: "0"}
         flavor_quotas.append({"name": flavor["name"], "resources": _quotas(amounts, closed=True)})
     return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ EDGE_STACKS = sorted((HERE / "stacks").glob("*.yaml"))
 ALL_STACKS = [EXAMPLE, *EDGE_STACKS]
 # A fixed clock for the join token's rotation epoch: 2026-11-29T12:00:00Z.
 NOW = 1795953600.0
+# One seed for the generated secrets of every plan in a session (fresh each session): plans compared with
+# infra.plan.diff agree on the secrets of the resources that did not change, as a stack's state would.
+SEED = secrets.token_bytes(32)
 
 _cache: dict[tuple[str, float, str], Plan] = {}
 
@@ -34,7 +38,7 @@ def plan_of(values: dict[str, Any], now: float = NOW) -> Plan:
     """A (cached) plan of the stack config ``values``."""
     key = (json.dumps(values, sort_keys=True), now, "")
     if key not in _cache:
-        _cache[key] = run_plan(values, now=now)
+        _cache[key] = run_plan(values, now=now, seed=SEED)
     return _cache[key]
 
 
@@ -69,6 +73,12 @@ def join_token(plan: Plan) -> str:
     token_id = plan.one("random:index/randomString:RandomString", "join-id").outputs["result"]
     secret = plan.one("random:index/randomPassword:RandomPassword", "join-secret").outputs["result"]
     return f"{token_id}.{secret}"
+
+
+def every_secret(plan: Plan) -> list[str]:
+    """:func:`secrets_of` and the full join token, where the stack has one (only a stack with pools does)."""
+    has_token = any(r.type == "random:index/randomPassword:RandomPassword" for r in plan.resources)
+    return [*secrets_of(plan), *([join_token(plan)] if has_token else [])]
 
 
 def waits_for(plan: Plan, resource: PlannedResource) -> set[str]:

@@ -15,7 +15,7 @@ import sysconfig
 
 import pytest
 
-from tests.infra.helpers import REPO
+from tests.infra.helpers import REPO, stack_values
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +80,15 @@ def test_the_program_runs_as_the_language_host_runs_it(example_values, tmp_path)
         "kubernetes:core/v1:Secret",
         "aws:ssm/parameter:Parameter",
     } <= types
+
+
+def test_an_onprem_only_stack_registers_no_aws_resource_as_the_language_host_runs_it(tmp_path):
+    # The driver's engine answers any invoke; that none is made shows in test_onprem_only.py (the plan's invokes)
+    result = _run(stack_values(REPO / "tests/infra/stacks/onprem-only.yaml"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    types = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "kubernetes:core/v1:Namespace" in types and "kubernetes:helm.sh/v3:Release" in types
+    assert not {t for t in types if t.startswith(("aws:", "random:"))}
 
 
 def test_bad_config_stops_the_program_with_the_key_named(example_values, tmp_path):

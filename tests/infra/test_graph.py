@@ -1,5 +1,6 @@
 """The whole resource graph under Pulumi's mocks: the example stack and the edge stacks (no pools, GPU-only,
-many pools). What is checked is what the program declares; what AWS or a cluster would do with it is not."""
+many pools; on-prem only in test_onprem_only.py). What is checked is what the program declares; what AWS or a
+cluster would do with it is not."""
 
 from __future__ import annotations
 
@@ -187,11 +188,22 @@ def test_gpu_only_stack_time_slicing_and_pool_options():
     assert not [r for r in plan.resources if "cpu" in r.name]
 
 
-def test_no_pools_stack_has_no_asg_and_no_autoscaler_but_keeps_vpn_and_addons():
+def test_no_pools_stack_has_no_asg_no_autoscaler_and_no_join_credential_but_keeps_vpn_and_addons():
     _, plan = _edge("no-pools")
     assert not plan.of_type(ASG) and not plan.of_type(LT)
     assert not [r for r in plan.resources if "autoscaler" in r.name]
     assert plan.of_type("aws:ec2/vpnConnection:VpnConnection")
+    # Nothing joins from the cloud yet, so there is no token to keep (or leak): no SSM parameter, no Secret
+    assert not plan.of_type("aws:ssm/parameter:Parameter")
+    assert not [r for r in plan.of_type("kubernetes:core/v1:Secret") if r.name == "join-secret"]
+    assert not [r for r in plan.resources if r.type.startswith("random:")]
+    assert set(plan.outputs) == {
+        "vpcId",
+        "privateSubnetIds",
+        "nodeSecurityGroupId",
+        "vpnRouterSettings",
+        "burstPools",
+    }
     releases = {r.inputs["chart"] for r in plan.of_type(RELEASE)}
     assert releases == {"nvidia-device-plugin", "nfs-subdir-external-provisioner"}  # cni: none
     assert not plan.of_type("kubernetes:core/v1:PersistentVolumeClaim")  # no teams

@@ -45,6 +45,24 @@ def test_plan_of_the_example_shows_the_whole_hybrid_cluster():
     ):
         assert expected in out, expected
     assert out.splitlines()[0].startswith("herd-plan: ")
+    assert "on-prem only" not in out
+
+
+def test_plan_of_an_onprem_only_stack_says_it_declares_no_cloud_resources():
+    from infra.plan import ON_PREM_ONLY
+
+    result = herd_plan(str(REPO / "tests/infra/stacks/onprem-only.yaml"), "--project", str(REPO / "Pulumi.yaml"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("herd-plan: ") and lines[1] == ON_PREM_ONLY
+    assert "declares no cloud resources" in ON_PREM_ONLY
+    assert "PersistentVolumeClaim team-vision-results  vision/herd-results" in result.stdout
+    assert "ClusterQueue queue-vision  vision (cohort herd): onprem " in result.stdout
+    for cloud in ("Network", "Vpc", "VpnConnection", "Parameter", "BootstrapToken", "ClusterAutoscaler"):
+        assert f"{cloud} " not in result.stdout, cloud
+    assert lines[lines.index("outputs") :] == ["outputs", "  burstPools = {}"]
+    doc = json.loads(herd_plan(str(REPO / "tests/infra/stacks/onprem-only.yaml"), "--json").stdout)
+    assert doc["cloudResources"] == 0 and doc["outputs"] == {"burstPools": {}}
 
 
 def test_json_plan_hides_secrets():
@@ -53,6 +71,7 @@ def test_json_plan_hides_secrets():
     doc = json.loads(result.stdout)
     assert doc["outputs"]["vpnRouterSettings"] == "[secret]"
     assert len(doc["resources"]) > 50
+    assert doc["cloudResources"] > 30
 
 
 def test_bad_stack_file_is_refused_in_one_line_naming_the_key(tmp_path):

@@ -182,7 +182,21 @@ def test_no_cloud_cap_means_on_prem_only(example_values, planner):
     cq = _objects(planner(values), "ClusterQueue")["vision"]
     q = dict(_flavor_quotas(cq))
     assert q["onprem-gpu"][GPU]["nominalQuota"] == "8"
-    assert q["gpu-a10g-spot"][GPU]["nominalQuota"] == "0" and q["gpu-a10g-spot"][GPU]["borrowingLimit"] == "0"
+    # No cloud flavor at all (one at nominal 0, neither lent nor borrowed, would admit nothing either), so adding a
+    # pool leaves a capless team's queue as it is
+    assert list(q) == ["onprem", "onprem-gpu"]
+
+
+def test_a_cap_on_one_resource_opens_every_cloud_flavor_to_it(example_values, planner):
+    values = copy.deepcopy(example_values)
+    values["herd:teams"] = [{"name": "vision", "cloud": {"cpu": "8", "memory": "32Gi"}}]
+    q = dict(_flavor_quotas(_objects(planner(values), "ClusterQueue")["vision"]))
+    assert list(q) == ["onprem", "onprem-gpu", "gpu-a10g-spot", "cpu-burst"]
+    assert {r: q["gpu-a10g-spot"][r]["nominalQuota"] for r in q["gpu-a10g-spot"]} == {
+        "cpu": "8",
+        "memory": "32Gi",
+        GPU: "0",
+    }
 
 
 def test_every_committed_stack_has_its_queues(any_plan):
