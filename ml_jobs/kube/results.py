@@ -176,16 +176,17 @@ def reader_pod(
         "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
     }
     if nodes:
-        preferred = sorted(set(nodes))[:_NODES_PREFERRED]
+        # One preference per node: the API server allows a single value in a metadata.name field selector.
         spec["affinity"] = {
             "nodeAffinity": {
                 "preferredDuringSchedulingIgnoredDuringExecution": [
                     {
                         "weight": 100,
                         "preference": {
-                            "matchFields": [{"key": "metadata.name", "operator": "In", "values": preferred}]
+                            "matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]
                         },
                     }
+                    for node in sorted(set(nodes))[:_NODES_PREFERRED]
                 ]
             }
         }

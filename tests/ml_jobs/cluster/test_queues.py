@@ -418,7 +418,7 @@ def queue_policies(teams: Teams, cluster: TeamCluster, admin: Admin) -> Iterator
         doc["metadata"]["name"] += suffix
         if doc["kind"] == "ValidatingAdmissionPolicyBinding":
             doc["spec"]["policyName"] += suffix
-        plural = doc["kind"].lower() + "s"
+        plural = doc["kind"].lower().removesuffix("y") + ("ies" if doc["kind"].endswith("y") else "s")
         admin.request("POST", f"/apis/admissionregistration.k8s.io/v1/{plural}", doc)
         made.append(f"/apis/admissionregistration.k8s.io/v1/{plural}/{doc['metadata']['name']}")
     # The API server applies a new policy once its informer has it: until an unlabelled Job is refused.
