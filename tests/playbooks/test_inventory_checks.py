@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -547,3 +548,24 @@ def test_several_mistakes_are_all_reported(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_a_limit_names_only_hosts_and_groups(limit: str, expected: list[str]) -> None:
     assert mistakes(EXAMPLE, limit) == expected
+
+
+def test_the_inventory_spec_declares_exactly_the_herd_variables_the_playbooks_read() -> None:
+    """One owner: validate_inventory's ``inventory`` argument spec lists every herd_* variable a playbook or role
+    reads (and no other), so the type checks and the did-you-mean can rely on it."""
+    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["inventory"]
+    declared = set(spec["options"])
+    files = [p for p in (REPO / "playbooks").rglob("*") if p.suffix in (".yml", ".j2") and p.is_file()]
+    read = {
+        name
+        for path in files
+        if ROLE not in path.parents and not path.is_symlink()
+        for name in re.findall(r"\bherd_[a-z0-9_]*[a-z0-9]\b", path.read_text())
+    }
+    assert read == declared
+
+
+def test_the_example_site_documents_every_inventory_variable() -> None:
+    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["inventory"]
+    documented = (EXAMPLE / "group_vars" / "all.yml").read_text()
+    assert [name for name in spec["options"] if name != "herd_taxonomy" and name not in documented] == []
