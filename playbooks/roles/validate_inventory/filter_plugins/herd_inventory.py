@@ -244,10 +244,10 @@ class Checker:
 
     # ---- reporting: the same mistake on several hosts is one line naming them (or their group) ----
     def host(self, host: str, name: str, problem: str) -> None:
-        self.by_text.setdefault(f"{name} {problem}" if name else problem, []).append(host)
+        self.by_text.setdefault(joined(name, problem), []).append(host)
 
     def at(self, subject: str, name: str, problem: str) -> None:
-        self.by_text.setdefault(f"{name} {problem}" if name else problem, []).append(f"\0{subject}")
+        self.by_text.setdefault(joined(name, problem), []).append(f"\0{subject}")
 
     def lines(self) -> list[str]:
         out = []
@@ -324,7 +324,7 @@ class Checker:
                     "keep the address in ansible_host",
                 )
             elif node in names:
-                self.host(host, "", f"and {names[node]} become the same Node name {node}: rename one")
+                self.host(host, "", f"becomes Node {node}, as {names[node]} does: rename one")
             names.setdefault(node, host)
 
     def variables(self, host: str) -> None:
@@ -764,11 +764,12 @@ class Checker:
                 "node.kubernetes.io/*)",
             )
         if value is None or isinstance(value, bool | list | dict | float):
+            kind = "" if value is None else f" is {type_name(value)}"
             self.host(
                 host,
                 where,
-                f"= {show(value)} is {type_name(value)}: label values are strings (quote "
-                "'true' and numbers; use \"\" for an empty value)",
+                f"= {show(value)}{kind}: label values are strings (quote 'true' and numbers; use \"\" for an "
+                "empty value)",
             )
         elif not LABEL_VALUE.match(str(value)):
             self.host(
@@ -1009,6 +1010,13 @@ class Checker:
                         f"names no {noun} of the inventory, so Ansible never reads "
                         "it" + (f": {hint}" if hint else f": rename it after a {noun}"),
                     )
+
+
+def joined(name: str, problem: str) -> str:
+    """A variable and what is wrong with it; an entry's problem ([2] ...) follows its list's name directly."""
+    if not name:
+        return problem
+    return f"{name}{problem}" if problem.startswith("[") else f"{name} {problem}"
 
 
 def qualified(key: str) -> bool:
