@@ -368,14 +368,10 @@ class Checker:
             elif self.site.get(host, name) == "":
                 self.host(host, name, "is empty: it is required (see inventory/example/group_vars/all.yml)")
 
-    def typed(self, host: str, name: str, kind: type) -> Any:
-        """The value when it has the declared type (type errors are already reported), else None."""
+    def text(self, host: str, name: str) -> str | None:
+        """A string variable's value if it is a non-empty string (a wrong type is reported already), else None."""
         value = self.site.get(host, name)
-        if kind is str and isinstance(value, str) and value:
-            return value
-        if kind is not str and isinstance(value, kind) and not isinstance(value, bool):
-            return value
-        return None
+        return value if isinstance(value, str) and value else None
 
     def cluster(self) -> None:
         """Cluster-wide variables: one value for every host, then the site's networks as a whole."""
@@ -427,7 +423,7 @@ class Checker:
         self.ranges_hold_no_site_address(first, pod, svc)
 
     def network(self, host: str, name: str, example: str) -> ipaddress.IPv4Network | None:
-        text = self.typed(host, name, str)
+        text = self.text(host, name)
         if text is None:
             return None
         try:
@@ -450,9 +446,9 @@ class Checker:
         return net  # type: ignore[return-value]
 
     def endpoint(self, first: str, pod: Any, svc: Any) -> None:
-        text = self.typed(first, "herd_control_plane_endpoint", str)
+        text = self.text(first, "herd_control_plane_endpoint")
         cps = self.site.groups.get("control_plane", [])
-        vip_text = self.typed(first, "herd_control_plane_vip", str)
+        vip_text = self.text(first, "herd_control_plane_vip")
         vip = address(vip_text) if vip_text else None
         if vip_text and (vip is None or vip.version != 4):
             self.at(
@@ -498,7 +494,7 @@ class Checker:
                     "herd_control_plane_vip (the virtual IP, also the host part of "
                     f"herd_control_plane_endpoint, now {text})"
                 )
-            if not self.typed(first, "herd_control_plane_vip_interface", str):
+            if not self.text(first, "herd_control_plane_vip_interface"):
                 problems.append("herd_control_plane_vip_interface (the NIC that carries it)")
             if problems:
                 self.at("all", "", f"{len(cps)} control planes need {' and '.join(problems)}")
@@ -509,7 +505,7 @@ class Checker:
                     f"{text} does not point at herd_control_plane_vip "
                     f"{vip_text}: with {len(cps)} control planes use {vip_text}:{API_SERVER_PORT}",
                 )
-        iface = self.typed(first, "herd_control_plane_vip_interface", str)
+        iface = self.text(first, "herd_control_plane_vip_interface")
         if iface and not INTERFACE.match(iface):
             self.at(
                 "all", "herd_control_plane_vip_interface", f"{iface!r} is not a network interface name (e.g. eno1)"
@@ -545,7 +541,7 @@ class Checker:
         for host in self.site.hosts:
             site.extend((f"{host} ({ip})", ip) for ip in sorted(self.own_addresses(host), key=str))
         for name in ("herd_control_plane_endpoint", "herd_control_plane_vip", "herd_nfs_server"):
-            text = self.typed(first, name, str) or ""
+            text = self.text(first, name) or ""
             ip = address(text.rpartition(":")[0] if name == "herd_control_plane_endpoint" else text)
             if ip is not None:
                 site.append((f"{name} ({ip})", ip))
@@ -566,12 +562,12 @@ class Checker:
         return {
             ip
             for name in self.settings["validate_inventory_ip_variables"]
-            if (ip := address(self.typed(host, name, str))) is not None
+            if (ip := address(self.text(host, name))) is not None
         }
 
     def first_address(self, host: str) -> str:
         for name in self.settings["validate_inventory_ip_variables"]:
-            if self.typed(host, name, str):
+            if self.text(host, name):
                 return self.site.get(host, name)
         return host
 
@@ -580,7 +576,7 @@ class Checker:
         for name in self.settings["validate_inventory_ip_variables"]:
             seen: dict[str, str] = {}
             for host in self.site.hosts:
-                text = self.typed(host, name, str)
+                text = self.text(host, name)
                 if text is None:
                     continue
                 ip = address(text)
@@ -632,7 +628,7 @@ class Checker:
                 else:
                     seen[key] = host
         for host in self.site.hosts:
-            server = self.typed(host, "herd_nfs_server", str)
+            server = self.text(host, "herd_nfs_server")
             if server is None:
                 continue
             if ":" in server or "/" in server:
@@ -650,7 +646,7 @@ class Checker:
         supported = self.settings["validate_inventory_supported_minors"]
         good: dict[str, tuple[int, ...]] = {}
         for host in self.site.hosts:
-            text = self.typed(host, "herd_kubernetes_version", str)
+            text = self.text(host, "herd_kubernetes_version")
             if text is None:
                 continue
             minor = ".".join(text.lstrip("v").split(".")[:2])
@@ -688,7 +684,7 @@ class Checker:
         """Pool, tier, labels and taints against the taxonomy and the host's group."""
         tiers = self.taxonomy["labels"]["tier"]["values"]
         group = self.site.group_of(host, self.node_groups)
-        pool = self.typed(host, "herd_node_pool", str)
+        pool = self.text(host, "herd_node_pool")
         if pool is not None and (not LABEL_VALUE.match(pool)):
             self.host(
                 host,
@@ -696,7 +692,7 @@ class Checker:
                 f"{pool!r} is not a label value: use at most 63 letters, digits, "
                 "'-', '_', '.', starting and ending with a letter or digit",
             )
-        tier = self.typed(host, "herd_node_tier", str)
+        tier = self.text(host, "herd_node_tier")
         if tier is not None:
             if tier not in tiers:
                 hint = did_you_mean(tier, tiers, cutoff=0.6)
@@ -859,7 +855,7 @@ class Checker:
                     f"herd_kubeadm_ignore_preflight_errors[{i}]",
                     f"{check!r} is not a preflight check name (one per entry, e.g. SystemVerification)",
                 )
-        tag = self.typed(host, "herd_etcd_image_tag", str)
+        tag = self.text(host, "herd_etcd_image_tag")
         if tag and not ETCD_TAG.match(tag):
             self.host(host, "herd_etcd_image_tag", f"{tag!r} is not an etcd image tag (e.g. 3.6.8-0)")
         kubelet = self.site.get(host, "herd_kubelet_config")
@@ -874,7 +870,7 @@ class Checker:
                         f"herd_kubelet_config.{field}",
                         f"is not a KubeletConfiguration field: they are camelCase ({hint})",
                     )
-        name = self.typed(host, "herd_cluster_name", str)
+        name = self.text(host, "herd_cluster_name")
         if name and not DNS_SUBDOMAIN.match(name):
             self.host(
                 host, "herd_cluster_name", f"{name!r} is not a DNS name (lower-case letters, digits, '-', '.')"
