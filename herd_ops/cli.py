@@ -20,7 +20,7 @@ from ml_jobs.errors import HerdError
 
 app = typer.Typer(
     name="herd-ops",
-    help="Run herd's playbooks (control_plane, join, verify, remove_node, site) on the on-prem servers.",
+    help="Run herd's playbooks (control_plane, join, verify, remove_node, site, validate) on the on-prem servers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

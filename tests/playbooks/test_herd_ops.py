@@ -119,7 +119,7 @@ def test_playbooks_listed(capsys: pytest.CaptureFixture[str]) -> None:
         main(["playbooks"])
     assert exit_info.value.code == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["control_plane", "join", "remove_node", "site", "verify"]
+    assert names == ["control_plane", "join", "remove_node", "site", "validate", "verify"]
     json.dumps(names)
 
 

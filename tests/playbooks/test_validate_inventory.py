@@ -1,105 +1,168 @@
-"""validate_inventory stops a run on a bad inventory before any host is touched, naming what and where.
+"""The real playbooks stop on a bad inventory before any host is touched, with the one-line message.
 
-Each case edits a copy of inventory/example (whose hosts are addresses nobody answers on) and runs the real
-join.yml: the run must fail on the validation play, with a message naming the host or variable, and no host may
-be contacted (none unreachable, which any connection attempt would have made them).
+Each case edits a copy of inventory/example whose every host has ``ansible_connection: herd_no_contact``, a test
+double (tests/playbooks/doubles/connection_plugins) that records every attempt to reach a host. The run of the
+real join.yml must fail with the case's message and leave that record empty; a good inventory must fill it (the
+next play reaches for the hosts), so the proof can fail. test_inventory_checks.py holds every case; this file runs
+a sample of each kind end to end, plus the mistakes Ansible itself refuses with herd's ansible.cfg (files it cannot
+parse, duplicate keys, host patterns that match nothing).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from herd_ops import run_playbook
+from tests.playbooks.test_inventory_checks import CASES, Change, add_host, hosts_yml, write
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DOUBLES = Path(__file__).resolve().parent / "doubles" / "connection_plugins"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+# One or more of each kind: the inventory file, addresses and names, networks, per host, types, labels and taints,
+# unknown variables.
+END_TO_END = ["vars-directly-in-group", "group-vars-file-for-no-group", "no-hosts-at-all",
+              "worker-on-control-plane-address", "address-with-prefix", "underscore-host-name",
+              "pod-overlaps-service", "service-range-too-large", "endpoint-on-a-worker", "ha-vip-is-a-member",
+              "even-control-planes", "workers-newer-than-control-plane", "kubernetes-version-for-one-group",
+              "ntp-servers-a-string", "kubelet-config-a-list", "template-of-undefined", "labels-a-list",
+              "label-kubernetes-io", "taints-a-mapping", "taint-bad-effect", "labels-typo"]  # fmt: skip
 
 
-def copy_example(tmp_path: Path) -> Path:
-    inv = tmp_path / "site"
-    shutil.copytree(REPO / "inventory" / "example", inv)
-    return inv
+@dataclass
+class Run:
+    rc: int
+    output: str
+    contacts: list[str]
+    seconds: float
 
 
-def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    doc = yaml.safe_load(path.read_text())
-    change(doc)
-    path.write_text(yaml.safe_dump(doc))
+def site_with_the_double(tmp_path: Path, change: Change | None = None) -> Path:
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "inventory" / "example", site)
+    if change is not None:
+        change(site)
+    all_vars = site / "group_vars" / "all.yml"
+    if all_vars.exists():
+        doc = yaml.safe_load(all_vars.read_text())
+        if isinstance(doc, dict):
+            doc["ansible_connection"] = "herd_no_contact"
+            all_vars.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return site
 
 
-def hosts(doc: dict[str, Any], group: str) -> dict[str, Any]:
-    return doc["all"]["children"][group]["hosts"]
+def run(tmp_path: Path, site: Path, playbook: str = "join", *args: str) -> Run:
+    log = tmp_path / "contacts.log"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CONNECTION_PLUGINS": str(DOUBLES), "HERD_CONTACT_LOG": str(log)}  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(site), str(REPO / "playbooks" / f"{playbook}.yml"), *args],
+        check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    contacts = log.read_text().splitlines() if log.exists() else []
+    return Run(proc.returncode, proc.stdout + proc.stderr, contacts, time.monotonic() - start)
 
 
-def second_control_plane(doc: dict[str, Any]) -> None:
-    hosts(doc, "control_plane")["cp-02"] = {"ansible_host": "10.20.0.11"}
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "message"), [c[1:] for c in CASES if c[0] in END_TO_END], ids=END_TO_END)
+def test_bad_inventory_stops_before_any_host(tmp_path: Path, change: Change, message: str) -> None:
+    result = run(tmp_path, site_with_the_double(tmp_path, change))
+    assert result.rc != 0
+    assert f'"msg": {json.dumps(message)}' in result.output, result.output[-3000:]
+    assert result.contacts == [], "a host was contacted"
 
 
-def three_control_planes(doc: dict[str, Any]) -> None:
-    hosts(doc, "control_plane").update({"cp-02": {"ansible_host": "10.20.0.11"}, "cp-03": {"ansible_host": "x"}})
+def test_every_end_to_end_case_is_in_the_table() -> None:
+    assert set(END_TO_END) <= {c[0] for c in CASES}
 
 
-def label(key: str, value: str) -> Callable[[dict[str, Any]], None]:
-    return lambda doc: hosts(doc, "gpu_nodes")["gpu-04"].update(herd_node_labels={key: value})
+@pytest.mark.slow
+def test_a_good_inventory_passes_and_the_double_sees_the_next_play(tmp_path: Path) -> None:
+    result = run(tmp_path, site_with_the_double(tmp_path))
+    assert "Check the inventory before touching any host" in result.output
+    assert "inventory mistake" not in result.output
+    assert result.contacts, "the double recorded nothing: it could not have caught a contact either"
 
 
-def taint(effect: str) -> Callable[[dict[str, Any]], None]:
-    return lambda doc: hosts(doc, "gpu_nodes")["gpu-04"].update(
-        herd_node_taints=[{"key": "herd.dev/team", "value": "vision", "effect": effect}]
-    )
+def _host_value_string(d: dict) -> None:
+    d["all"]["children"]["cpu_nodes"]["hosts"]["cpu-02"] = "10.20.0.32"
 
 
-def underscore_name(doc: dict[str, Any]) -> None:
-    hosts(doc, "cpu_nodes")["cpu_03"] = {"ansible_host": "10.20.0.33"}
+def _child_variable_with_value(d: dict) -> None:
+    d["all"]["children"]["herd_node_tier"] = "gpu"
 
 
-def in_two_groups(doc: dict[str, Any]) -> None:
-    hosts(doc, "cpu_nodes")["gpu-01"] = {}
+HOSTS_TWICE = """all:
+  children:
+    control_plane:
+      hosts:
+        cp-01: {ansible_host: 10.20.0.10}
+    gpu_nodes:
+      hosts:
+        gpu-01: {ansible_host: 10.20.0.21}
+        gpu-01: {ansible_host: 10.20.0.22}
+"""
+VARIABLE_TWICE = "herd_node_pool: onprem-cpu\nherd_node_tier: high-cpu\nherd_node_pool: onprem-big\n"
+BROKEN = "all:\n  children:\n    gpu_nodes:\n      hosts:\n        gpu-01: {ansible_host: 10.20.0.21\n"
 
-
-CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
-    ("even-control-planes", "hosts.yml", second_control_plane, "control_plane has 2 host(s)"),
-    ("ha-without-vip", "hosts.yml", three_control_planes, "3 control planes need herd_control_plane_vip"),
-    ("kubernetes-io-label", "hosts.yml", label("node-role.kubernetes.io/worker", "true"),
-     "gpu-04: herd_node_labels[node-role.kubernetes.io/worker]"),
-    ("taxonomy-label", "hosts.yml", label("herd.dev/tier", "gpu"), "gpu-04: herd_node_labels[herd.dev/tier]"),
-    ("bad-label-value", "hosts.yml", label("herd.dev/team", "vision team"),
-     "gpu-04: herd_node_labels[herd.dev/team]"),
-    ("bad-taint-effect", "hosts.yml", taint("NoRun"), "gpu-04: herd_node_taints entry"),
-    ("underscore-name", "hosts.yml", underscore_name, "cpu_03: the inventory name becomes the Node's name"),
-    ("two-groups", "hosts.yml", in_two_groups, "gpu-01 is in groups ['gpu_nodes', 'cpu_nodes']"),
-    ("bad-tier", "group_vars/cpu_nodes.yml", lambda d: d.update(herd_node_tier="fast"),
-     "cpu-01: herd_node_pool onprem-cpu must be a label value"),
-    ("old-kubernetes", "group_vars/all.yml", lambda d: d.update(herd_kubernetes_version="1.34.6"),
-     "herd_kubernetes_version 1.34.6 is not supported"),
-    ("missing-pod-subnet", "group_vars/all.yml", lambda d: d.pop("herd_pod_subnet"),
-     "herd_pod_subnet is required"),
-    ("endpoint-without-port", "group_vars/all.yml", lambda d: d.update(herd_control_plane_endpoint="10.20.0.10"),
-     "herd_control_plane_endpoint 10.20.0.10 must be host:port"),
+# (id, change, extra ansible-playbook arguments, what Ansible says)
+ANSIBLE_REFUSES: list[tuple[str, Change, list[str], str]] = [
+    ("host-listed-twice-in-a-group", write("hosts.yml", HOSTS_TWICE), [], "Found duplicate mapping key 'gpu-01'"),
+    ("variable-twice-in-group-vars", write("group_vars/cpu_nodes.yml", VARIABLE_TWICE), [],
+     "Found duplicate mapping key 'herd_node_pool'"),
+    ("file-that-does-not-parse", write("hosts.yml", BROKEN), [],
+     "Completely failed to parse inventory source"),
+    ("host-value-is-a-string", hosts_yml(_host_value_string), [],
+     "Completely failed to parse inventory source"),
+    ("variable-as-a-child-group", hosts_yml(_child_variable_with_value), [],
+     "Completely failed to parse inventory source"),
+    ("limit-matches-no-host", lambda site: None, ["--limit", "gpu-4"],
+     "Specified inventory, host pattern and/or --limit leaves us with no hosts to target"),
+    ("limit-misspelt-group", lambda site: None, ["--limit", "gpu-01,gpu_node"],
+     "--limit: gpu_node is no host or group of the inventory, and Ansible would run on the rest: did you mean "
+     "gpu_nodes?"),
 ]  # fmt: skip
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("file", "change", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_inventory_stops_before_any_host(tmp_path: Path, file: str, change: Callable, message: str) -> None:
-    inv = copy_example(tmp_path)
-    edit(inv / file, change)
-    result = run_playbook("join", inv)
-    assert not result.ok
-    messages = [h.message or "" for h in result.failed_hosts]
-    assert any(message in m for m in messages), messages
-    assert not any(h.unreachable for h in result.hosts.values()), "a host was contacted"
-    assert all(h.changed == 0 for h in result.hosts.values())
+@pytest.mark.parametrize(("change", "args", "message"), [c[1:] for c in ANSIBLE_REFUSES],
+                         ids=[c[0] for c in ANSIBLE_REFUSES])  # fmt: skip
+def test_ansible_or_the_check_refuses_what_it_cannot_read(
+    tmp_path: Path, change: Change, args: list[str], message: str
+) -> None:
+    result = run(tmp_path, site_with_the_double(tmp_path, change), "join", *args)
+    assert result.rc != 0
+    assert "[ERROR]" in result.output and message in result.output, result.output[-3000:]
+    assert "PLAY [Workers]" not in result.output, "the run went past the validation"
+    assert result.contacts == []
 
 
 @pytest.mark.slow
-def test_example_inventory_is_valid() -> None:
-    result = run_playbook(FIXTURES / "validate_only.yml", REPO / "inventory" / "example")
+def test_a_limit_keeps_the_whole_site_checked(tmp_path: Path) -> None:
+    """--limit narrows the hosts a run touches, not what is checked: a mistake on another host still stops it."""
+    site = site_with_the_double(tmp_path, add_host("cpu_nodes", "cpu-03", ansible_host="10.20.0.21"))
+    result = run(tmp_path, site, "join", "--limit", "gpu-04")
+    assert result.rc != 0
+    assert "cpu-03: ansible_host 10.20.0.21 is also gpu-01's (gpu-01)" in result.output
+    assert result.contacts == []
+
+
+@pytest.mark.slow
+def test_example_inventory_is_valid_in_a_few_seconds() -> None:
+    start = time.monotonic()
+    result = run_playbook("validate", REPO / "inventory" / "example")
+    seconds = time.monotonic() - start
     assert result.ok, {h.name: h.message for h in result.failed_hosts}
     assert set(result.hosts) == {"cp-01", "gpu-01", "gpu-02", "gpu-03", "gpu-04", "cpu-01", "cpu-02"}
+    assert seconds < 30, f"validation took {seconds:.1f} s"
