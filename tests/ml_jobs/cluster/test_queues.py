@@ -521,14 +521,23 @@ def test_nobody_skips_the_team_queue(
     # WHEN she goes through the queue with herd-high THEN Kueue admits it within the team's quota, no more
     done = submit(api, gpu_sweep("urgent-sweep", 4, priority="high"))
     cluster.wait("the urgent sweep admitted", lambda: teams.state(api, done.job).flavor)
-    cq = teams.cluster_queue(cluster.namespace)
-    admitted = sum(int(_usage(cq, f).get(GPU, {}).get("total", "0")) for f in ("onprem-gpu", "gpu-a10g-spot"))
-    held = sum(
-        int(c["resources"]["requests"].get(GPU, "0"))
-        for p in cluster.all("pods")
-        if p["status"].get("phase") in {"Pending", "Running"}
-        for c in p["spec"]["containers"]
-    )
+
+    def admitted_gpus() -> int:
+        cq = teams.cluster_queue(cluster.namespace)
+        return sum(int(_usage(cq, f).get(GPU, {}).get("total", "0")) for f in ("onprem-gpu", "gpu-a10g-spot"))
+
+    def held_gpus() -> int:
+        return sum(
+            int(c["resources"]["requests"].get(GPU, "0"))
+            for p in cluster.all("pods")
+            if p["status"].get("phase") in {"Pending", "Running"}
+            for c in p["spec"]["containers"]
+        )
+
+    # The ClusterQueue's usage is Kueue's status, and the pods the Job controller's: both written after the
+    # admission. Wait for each, not for an order of events.
+    admitted = cluster.wait("the ClusterQueue's usage of the admitted sweep", admitted_gpus)
+    held = cluster.wait("the admitted sweep's pods", held_gpus)
     assert 0 < held <= admitted <= 8 + 2  # its quota (8) and team b's idle on-prem share it may borrow (2)
 
     # AND ml-jobs' own commands still work for alice: status, cancel; the results reader is admitted
