@@ -9,7 +9,8 @@ The nvidia-smi test double answers with them on the booted test hosts, the local
 nodes carry their GFD labels, and tests/site/test_gpu_facts.py checks herd's labels against GFD's.
 
 ``scripts/gpu-facts.sh`` captures a machine's answers on a real GPU; ``python -m herd_local.gpu_facts`` compares
-herd's labels with GFD's in that capture (``compare OUT``) and turns it into a fixture (``fixture OUT NAME``); see
+herd's labels with GFD's in that capture (``labels OUT``, ``compare OUT``) and turns it into a fixture
+(``fixture OUT NAME``); see
 docs/development/gpu-facts.md.
 """
 
@@ -180,10 +181,13 @@ def comparison(herd: dict[str, str], gfd: dict[str, str]) -> tuple[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``compare OUT``: herd's labels against GFD's in a capture (exit 1 when they differ);
-    ``fixture OUT NAME``: write the capture as tests/fixtures/gpu/NAME.json."""
+    """``labels OUT``: herd's labels of a capture's nvidia-smi answer; ``compare OUT``: herd's labels against
+    GFD's in a capture (exit 1 when they differ); ``fixture OUT NAME``: write tests/fixtures/gpu/NAME.json."""
     args = sys.argv[1:] if argv is None else argv
     try:
+        if len(args) == 2 and args[0] == "labels":
+            print(json.dumps(herd_labels(_read(Path(args[1]), "nvidia-smi/query.out")), indent=2, sort_keys=True))
+            return 0
         if len(args) == 2 and args[0] == "compare":
             out = Path(args[1])
             csv = _read(out, "nvidia-smi/query.out")
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     except GpuFactsError as e:
         print(f"gpu_facts: {e}", file=sys.stderr)
         return 2
-    print("usage: python -m herd_local.gpu_facts compare OUT | fixture OUT NAME", file=sys.stderr)
+    print("usage: python -m herd_local.gpu_facts labels OUT | compare OUT | fixture OUT NAME", file=sys.stderr)
     return 2
 
 
