@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from herd_local import gpu_facts
 from herd_local.paths import EXAMPLE_INVENTORY, EXAMPLE_STACK
 from herd_local.site import NodeClass, cloud_node_classes, on_prem_node_classes
 from ml_jobs import taxonomy
@@ -42,14 +43,22 @@ class Hardware:
     gpu_product: str = ""
     gpu_memory_mib: int = 0
 
+    @classmethod
+    def with_gpus(cls, cpu: str, memory: str, fixture: str) -> Hardware:
+        """A server with the GPUs of GPU fixture ``fixture`` (herd_local.gpu_facts), labelled as GFD labelled
+        them there."""
+        labels = gpu_facts.load(fixture).gfd_labels
+        product, count, mem = gpu_facts.HERD_GPU_LABELS
+        return cls(cpu, memory, int(labels[count]), labels[product], int(labels[mem]))
 
-# Per pool of the example site. On-prem GPU labels are what GPU feature discovery writes from nvidia-smi on a real
-# server; a burst pool's come from its instance type (Pulumi.example.yaml), as infra labels them.
+
+# Per pool of the example site. On-prem GPU labels are what GPU feature discovery wrote on a server with those GPUs
+# (tests/fixtures/gpu); a burst pool's come from its instance type (Pulumi.example.yaml), as infra labels them.
 SIMULATED_HARDWARE: dict[str, Hardware] = {
     "control-plane": Hardware("8", "32Gi"),
     "onprem-cpu": Hardware("64", "256Gi"),
-    "onprem-gpu": Hardware("32", "256Gi", 4, "NVIDIA-H100-80GB-HBM3", 81559),
-    "onprem-a100": Hardware("32", "256Gi", 4, "NVIDIA-A100-SXM4-80GB", 81920),
+    "onprem-gpu": Hardware.with_gpus("32", "256Gi", "h100-80gb-hbm3-x4"),
+    "onprem-a100": Hardware.with_gpus("32", "256Gi", "a100-sxm4-80gb-x4"),
     "gpu-a10g-spot": Hardware("8", "32Gi", 1, "", 23028),
     "cpu-burst": Hardware("32", "64Gi"),
 }

@@ -11,6 +11,7 @@ __all__ = [
     "EXAMPLES",
     "EXAMPLE_INVENTORY",
     "EXAMPLE_STACK",
+    "GPU_FIXTURES",
     "KWOK_STAGES",
     "PLAYBOOK_ROLES",
     "REPO",
@@ -25,4 +26,6 @@ COMPONENTS_SCRIPT = REPO / "scripts" / "components.sh"
 # The wrapper modules scripts/components.sh builds from (go.mod pins each release).
 COMPONENT_WRAPPERS = REPO / "scripts" / "components"
 DEBIAN_MIRROR_SCRIPT = REPO / "scripts" / "debian-mirror.sh"
+# What nvidia-smi and GPU feature discovery say on GPU machines, captured or by hand (herd_local.gpu_facts).
+GPU_FIXTURES = REPO / "tests" / "fixtures" / "gpu"
 KWOK_STAGES = Path(__file__).with_name("kwok_stages.yaml")

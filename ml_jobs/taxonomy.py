@@ -99,13 +99,15 @@ GPU_SHARED_SUFFIX = "-SHARED"
 def gpu_product_label_value(product_name: str) -> str:
     """Turn ``nvidia-smi --query-gpu=name`` output into the ``nvidia.com/gpu.product`` value GFD writes.
 
-    GFD replaces spaces with dashes; we also drop anything a label value may not hold and trim to 63 characters.
+    As GFD v0.17.4 sanitises the NVML name (internal/lm/resource.go): drop every character but ASCII letters,
+    digits, ``-``, ``_``, ``.`` and space, then join the space-separated words with ``-``. Beyond GFD, we cut to 63
+    characters and trim ``-``, ``_`` and ``.`` from the ends: a value GFD writes without that is no valid label
+    value, and node feature discovery drops it (no real GPU name comes near either).
 
     >>> gpu_product_label_value("NVIDIA H100 80GB HBM3")
     'NVIDIA-H100-80GB-HBM3'
     """
-    value = re.sub(r"\s+", "-", product_name.strip())
-    value = re.sub(r"[^-A-Za-z0-9_.]", "", value)[:63]
+    value = "-".join(re.sub(r"[^-A-Za-z0-9_. ]", "", product_name).split())[:63]
     return value.strip("-_.")
 
 

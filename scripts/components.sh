@@ -3,6 +3,12 @@
 #
 #   scripts/components.sh            build what is missing, then print the bin directory
 #   scripts/components.sh --dir      print the bin directory without building (exit 1 when anything is missing)
+#   scripts/components.sh --gpu      only the GPU components (the NVIDIA device plugin and GPU feature discovery): build
+#                                    them if missing, print their bin directory; with --dir, print it without building
+#
+# The GPU components are opt-in, never part of the default run: they only run on a machine with a real NVIDIA GPU
+# (scripts/gpu-facts.sh, docs/development/gpu-facts.md), and cost a build of their own (cgo; about 2 min
+# with an empty Go build cache on two cores, 66 MB of binaries).
 #
 # The inputs are the small wrapper modules under scripts/components/<name>/ (go.mod pins the release, go.sum its
 # module sums). Each is built into $HERD_COMPONENT_CACHE/<name>-<version>-<hash of go.mod and go.sum>/, so a change
@@ -30,6 +36,10 @@ COMPONENTS=(
     "containerd|containerd|$CONTAINERD|$CONTAINERD/cmd/containerd $CONTAINERD/cmd/containerd-shim-runc-v2 $CONTAINERD/cmd/ctr"
     "cni|cni|github.com/containernetworking/plugins|$CNI/main/bridge $CNI/main/loopback $CNI/ipam/host-local"
     "runc|runc|github.com/opencontainers/runc|github.com/opencontainers/runc"
+)
+NVIDIA=github.com/NVIDIA/k8s-device-plugin
+GPU_COMPONENTS=(
+    "nvidia|nvidia|$NVIDIA|$NVIDIA/cmd/nvidia-device-plugin $NVIDIA/cmd/gpu-feature-discovery"
 )
 
 version_of() { # the version go.mod requires of module $2, in directory $1
@@ -86,6 +96,15 @@ build() { # component $1 (wrapper module in $2, pinning module $3) into cache di
         ldflags+=" -linkmode external -extldflags -static-pie"
         tags=seccomp,urfave_cli_no_docs,netgo,osusergo
     fi
+    if [ "$name" = nvidia ]; then
+        # As upstream's Makefile: cgo (go-nvml dlopens libnvidia-ml at run time, so no driver is needed to build),
+        # NVML's symbols left for that load to resolve, and the release stamped into internal/info. The module zip
+        # carries no commit: gitCommit stays empty, which `--version` then omits.
+        cgo=1
+        ldflags+=" '-extldflags=-Wl,--export-dynamic -Wl,--unresolved-symbols=ignore-in-object-files'"
+        ldflags+=" -X $NVIDIA/internal/info.version=$version"
+        tags=""
+    fi
     if [ "$name" = cni ]; then
         ldflags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version"
     fi
@@ -104,8 +123,30 @@ build() { # component $1 (wrapper module in $2, pinning module $3) into cache di
     mv "$out.partial" "$out"
 }
 
-print_only=false
-[ "${1:-}" = --dir ] && print_only=true
+print_only=false gpu=false
+for arg in "$@"; do
+    case "$arg" in
+        --dir) print_only=true ;;
+        --gpu) gpu=true ;;
+        *) echo "components.sh: unknown argument $arg (--dir, --gpu)" >&2; exit 2 ;;
+    esac
+done
+
+if $gpu; then
+    for entry in "${GPU_COMPONENTS[@]}"; do
+        IFS='|' read -r name dir module packages <<<"$entry"
+        out=$(dir_of "$name" "$dir" "$module")
+        if [ ! -d "$out/bin" ]; then
+            if $print_only; then
+                echo "components.sh: $name is not built ($out); run scripts/components.sh --gpu" >&2
+                exit 1
+            fi
+            build "$name" "$dir" "$module" "$out" "$packages"
+        fi
+        echo "$out/bin"
+    done
+    exit 0
+fi
 
 bin="$CACHE/bin"
 missing=0

@@ -34,7 +34,9 @@ class Chart:
 
 
 CALICO = Chart("tigera-operator", "v3.30.3", "https://docs.tigera.io/calico/charts")
-NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.0", "https://nvidia.github.io/k8s-device-plugin")
+# The release whose GFD and device plugin scripts/components/nvidia/go.mod builds for the GPU machine's checks
+# (scripts/gpu-facts.sh); tests/infra/test_chart_values.py holds the two together.
+NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.4", "https://nvidia.github.io/k8s-device-plugin")
 NFS_PROVISIONER = Chart(
     "nfs-subdir-external-provisioner",
     "4.0.18",

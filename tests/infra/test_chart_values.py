@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from infra.addons.autoscaler import AUTOSCALER_IMAGE_TAGS, IMAGE_NEWER_THAN_CHART
-from infra.addons.charts import CALICO, CHARTS, CLUSTER_AUTOSCALER, Chart
+from infra.addons.charts import CALICO, CHARTS, CLUSTER_AUTOSCALER, NVIDIA_DEVICE_PLUGIN, Chart
 from infra.config import SUPPORTED_MINORS
 
 KEYS = Path(__file__).resolve().parent / "chart_values"
@@ -147,3 +147,11 @@ def test_the_autoscaler_chart_may_read_volume_attachments():
     assert rule["apiGroups"] == ["storage.k8s.io"]
     assert {"volumeattachments", "csinodes", "csidrivers", "storageclasses"} <= set(rule["resources"])
     assert {"watch", "list", "get"} <= set(rule["verbs"])
+
+
+def test_the_device_plugin_chart_is_the_release_built_for_the_gpu_checks():
+    """GFD and the device plugin that scripts/gpu-facts.sh runs on a real GPU are the chart's release."""
+    go_mod = (KEYS.parents[2] / "scripts/components/nvidia/go.mod").read_text()
+    module = "github.com/NVIDIA/k8s-device-plugin"
+    (pinned,) = [line.split()[1] for line in go_mod.splitlines() if line.split()[:1] == [module]]
+    assert pinned == f"v{NVIDIA_DEVICE_PLUGIN.version}"

@@ -37,7 +37,7 @@ def test_plan_of_the_example_shows_the_whole_hybrid_cluster():
         "IMDSv2 required (hop limit 1)",
         "Parameter join-parameter  /herd/lab/join-token (SecureString) = [secret]",
         "Release calico  tigera-operator v3.30.3",
-        "Release nvidia-device-plugin  nvidia-device-plugin 0.17.0",
+        "Release nvidia-device-plugin  nvidia-device-plugin 0.17.4",
         "Release nfs-provisioner  nfs-subdir-external-provisioner 4.0.18",
         "Release cluster-autoscaler  cluster-autoscaler 9.59.1",
         "PersistentVolumeClaim team-vision-results  vision/herd-results: ReadWriteMany 1Ti from herd-nfs",

@@ -1,4 +1,5 @@
-"""The Ansible side's GPU product normalisation is exactly ml_jobs.taxonomy.gpu_product_label_value().
+"""The Ansible side's GPU product normalisation is exactly ml_jobs.taxonomy.gpu_product_label_value(), and its
+labels are GFD's on every GPU fixture (tests/fixtures/gpu).
 
 GIVEN nvidia-smi answers (one line per GPU: name, memory, count) WHEN the nvidia role's own gpu_labels task file
 parses them (run by ansible-playbook on this machine) THEN the product label equals what the Python function makes
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from herd_local import gpu_facts
 from ml_jobs.taxonomy import LABELS, gpu_product_label_value
 from tests.playbooks.fixtures import run_fixture
 
@@ -31,6 +33,8 @@ NAMES = [
     "-.NVIDIA weird- ",
     "NVIDIA " + "X" * 70,
     "Tesla K80 \u00e9dition",
+    "NVIDIA A100 / MIG 1g.10gb",
+    "Tesla\tK80",
 ]
 
 
@@ -61,3 +65,13 @@ def test_count_memory_and_refusals(tmp_path: Path) -> None:
     assert "one GPU model" in refused_mixed["error"]
     assert "NVIDIA H100 80GB HBM3 / NVIDIA A100-SXM4-40GB" in refused_mixed["error"]
     assert "error" in refused_short
+
+
+@pytest.mark.slow
+def test_the_role_labels_every_fixture_as_gfd_did(tmp_path: Path) -> None:
+    """GIVEN each GPU fixture's nvidia-smi answer (captured, or written by hand where it says so) WHEN the role
+    parses it THEN its labels are GFD's labels of that machine, and the Python twin's."""
+    facts = gpu_facts.all_facts()
+    results = run_labels([f.nvidia_smi_csv for f in facts.values()], tmp_path)
+    for (name, f), labels in zip(facts.items(), results, strict=True):
+        assert labels == f.gfd_herd_labels() == f.herd_labels(), name

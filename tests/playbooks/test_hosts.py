@@ -31,19 +31,20 @@ import pytest
 import testinfra
 import yaml
 
-from herd_local import images
+from herd_local import gpu_facts, images
 from herd_ops import RunResult, run_playbook
 from tests.playbooks.doubles.aptrepo import nvidia_driver_releases
 from tests.playbooks.testbed import RELEASES, HostSpec, Testbed, why_no_cluster, why_not_available
 
 pytestmark = pytest.mark.hosts
 
-H100 = ("NVIDIA H100 80GB HBM3", 81559)
-A100 = ("NVIDIA A100-SXM4-40GB", 40960)
+# The fake GPUs: GPU fixtures (tests/fixtures/gpu), whose nvidia-smi answers the driver double gives.
+H100 = "h100-80gb-hbm3-x2"
+A100 = "a100-sxm4-40gb-x1"
 HOSTS = [
     HostSpec("cp1", "control_plane"),
-    HostSpec("gpu1", "gpu_nodes", gpus=(H100, H100)),
-    HostSpec("gpu2", "gpu_nodes", gpus=(A100,), host_vars={"herd_node_pool": "onprem-a100",
+    HostSpec("gpu1", "gpu_nodes", gpus=H100),
+    HostSpec("gpu2", "gpu_nodes", gpus=A100, host_vars={"herd_node_pool": "onprem-a100",
                                                            "herd_node_labels": {"herd.dev/team": "vision"}}),
     HostSpec("cpu1", "cpu_nodes"),
     HostSpec("aptbroken", "cpu_nodes", broken_apt=True),
@@ -197,11 +198,13 @@ def test_join_converges_healthy_hosts_and_names_the_failed_ones(bed: Testbed, tm
     nodes = bed.settled_nodes(nodes)  # and the node lifecycle controller has lifted its not-ready taints
     assert {k: v for k, v in nodes["gpu1"]["labels"].items() if not k.startswith(("kubernetes.io", "beta."))} == {
         "herd.dev/location": "onprem", "herd.dev/pool": "onprem-gpu", "herd.dev/tier": "gpu",
-        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "2",
-        "nvidia.com/gpu.memory": "81559",
+        **gpu_facts.load(H100).gfd_herd_labels(),  # nvidia.com/gpu.product, .count, .memory as GFD writes them
     }  # fmt: skip
     assert nodes["gpu1"]["taints"] == [GPU_TAINT]
-    assert nodes["gpu2"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB"
+    assert (
+        nodes["gpu2"]["labels"]["nvidia.com/gpu.product"]
+        == gpu_facts.load(A100).gfd_labels["nvidia.com/gpu.product"]
+    )
     assert nodes["gpu2"]["labels"]["herd.dev/pool"] == "onprem-a100"
     assert nodes["gpu2"]["labels"]["herd.dev/team"] == "vision"
     assert nodes["cpu1"]["taints"] == [] and "nvidia.com/gpu.product" not in nodes["cpu1"]["labels"]

@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from herd_local import images
+from herd_local import gpu_facts, images
 from herd_local.real_node import make_cgroup, remove_cgroup
 from tests.conftest import built_components
 from tests.playbooks.doubles.aptrepo import RepoServer, Versions, build_repos, repository_vars
@@ -104,7 +104,8 @@ class HostSpec:
     Attributes:
         name: inventory name and machine name.
         group: control_plane, gpu_nodes or cpu_nodes.
-        gpus: fake GPUs as (nvidia-smi product name, memory MiB): PCI devices and the nvidia-smi double's answer.
+        gpus: the GPU fixture (tests/fixtures/gpu/<gpus>.json) of its fake GPUs: one PCI device per GPU, and the
+            nvidia-smi double's answers; "" for none.
         broken_apt: point the host's apt at a dead proxy (a host made to fail).
         boot: False puts the host in the inventory without booting it (an unreachable host).
         host_vars: extra inventory variables.
@@ -113,7 +114,7 @@ class HostSpec:
 
     name: str
     group: str
-    gpus: tuple[tuple[str, int], ...] = ()
+    gpus: str = ""
     broken_apt: bool = False
     boot: bool = True
     host_vars: dict[str, Any] = field(default_factory=dict)
@@ -370,10 +371,14 @@ class Testbed:
         # A fake PCI bus: always a NIC (not a GPU), plus one NVIDIA 3D controller per fake GPU.
         write(f"{FAKE_PCI}/0000:00:1f.6/vendor", "0x8086\n")
         write(f"{FAKE_PCI}/0000:00:1f.6/class", "0x020000\n")
-        for i, _ in enumerate(host.gpus):
+        facts = gpu_facts.load(host.gpus) if host.gpus else None
+        for i in range(facts.gpu_count if facts else 0):
             write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/vendor", "0x10de\n")
             write(f"{FAKE_PCI}/0000:{0x17 + i:02x}:00.0/class", "0x030200\n")
-        write("/etc/herd-test/fake-gpus.json", json.dumps([{"name": n, "memory_mib": m} for n, m in host.gpus]))
+        answers = (
+            {"nvidia_smi_csv": facts.nvidia_smi_csv, "nvidia_smi_list": facts.nvidia_smi_list} if facts else {}
+        )
+        write("/etc/herd-test/fake-gpus.json", json.dumps(answers))
 
     def cni_config(self, name: str) -> dict[str, Any]:
         """The CNI stand-in's configuration on host ``name`` (bridge ``cni0``, this host's pod range)."""

@@ -36,6 +36,9 @@ def test_gpu_taint_tolerations_match_the_taint():
         ("NVIDIA GeForce RTX 4090", "NVIDIA-GeForce-RTX-4090"),
         ("  NVIDIA L4 ", "NVIDIA-L4"),
         ("NVIDIA RTX 6000 Ada Generation (rev 2)", "NVIDIA-RTX-6000-Ada-Generation-rev-2"),
+        # GFD drops the characters first, then joins the words: no double dash where a dropped one stood alone.
+        ("NVIDIA A100 / MIG 1g.10gb", "NVIDIA-A100-MIG-1g.10gb"),
+        ("Tesla\tK80", "TeslaK80"),  # only the ASCII space separates words; GFD drops a tab like any other
     ],
 )
 def test_gpu_product_label_value_follows_gfd(smi_name, label_value):

@@ -1,57 +1,43 @@
 #!/usr/bin/python3
 """TEST DOUBLE of nvidia-smi, installed by the NVIDIA driver test-double package.
 
-It reports the fake GPU set a test writes to /etc/herd-test/fake-gpus.json (a list of {"name", "memory_mib"}),
-in nvidia-smi's own formats, for the queries herd's nvidia role makes. Any other query is refused, so the role
-cannot come to depend on output the double does not reproduce. With no fake GPUs it fails like nvidia-smi on a
-machine whose driver cannot reach a GPU.
+It answers with one machine's GPU fixture (tests/fixtures/gpu/<name>.json: herd_local.gpu_facts), which a test
+writes to /etc/herd-test/fake-gpus.json: the nvidia role's query (``--query-gpu=name,memory.total,count
+--format=csv,noheader``) and ``-L`` with the text nvidia-smi printed (captured on a real GPU, or written by hand
+where the fixture says so), ``--query-gpu=driver_version --format=csv,noheader`` with this package's version. Any
+other question is refused, so nothing herd runs can come to depend on output no fixture holds. With no fixture it
+fails like nvidia-smi on a machine whose driver cannot reach a GPU.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 sys.path.insert(0, "/usr/lib/herd-doubles")
-from _double_common import fail, record
+from _double_common import ROOT, fail, record
 
 TOOL = "nvidia-smi"
-GPUS = Path("/etc/herd-test/fake-gpus.json")
-FIELDS = {"name", "memory.total", "count", "index", "driver_version"}
+GPUS = ROOT / "etc/herd-test/fake-gpus.json"
 DRIVER = "@VERSION@"
+ROLE_QUERY = ["--query-gpu=name,memory.total,count", "--format=csv,noheader"]
+DRIVER_QUERY = ["--query-gpu=driver_version", "--format=csv,noheader"]
 
 
 def main() -> None:
     args = sys.argv[1:]
-    gpus = json.loads(GPUS.read_text()) if GPUS.exists() else []
-    if not gpus:
+    facts = json.loads(GPUS.read_text()) if GPUS.exists() else None
+    if not facts:
         fail(TOOL, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.", code=9)
     record(TOOL, args)
     if args == ["-L"]:
-        for i, gpu in enumerate(gpus):
-            print(f"GPU {i}: {gpu['name']} (UUID: GPU-00000000-0000-0000-0000-00000000000{i})")
-        return
-    query = next((a.split("=", 1)[1] for a in args if a.startswith("--query-gpu=")), None)
-    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), None)
-    if query is None or fmt is None:
-        fail(TOOL, f"the double only answers --query-gpu=... --format=csv,...; got {args}")
-    fields = query.split(",")
-    options = fmt.split(",")
-    if options[0] != "csv" or set(options[1:]) - {"noheader", "nounits"} or set(fields) - FIELDS:
-        fail(TOOL, f'Field or format not supported by the double: "{query}" / "{fmt}"')
-    units = "nounits" not in options
-    if "noheader" not in options:
-        print(", ".join(f + (" [MiB]" if f == "memory.total" and units else "") for f in fields))
-    for i, gpu in enumerate(gpus):
-        values = {
-            "name": gpu["name"],
-            "memory.total": f"{gpu['memory_mib']}" + (" MiB" if units else ""),
-            "count": str(len(gpus)),
-            "index": str(i),
-            "driver_version": DRIVER,
-        }
-        print(", ".join(values[f] for f in fields))
+        print(facts["nvidia_smi_list"], end="")
+    elif args == ROLE_QUERY:
+        print(facts["nvidia_smi_csv"], end="")
+    elif args == DRIVER_QUERY:
+        print("\n".join([DRIVER] * len(facts["nvidia_smi_csv"].splitlines())))
+    else:
+        fail(TOOL, f"the double answers only -L, {' '.join(ROLE_QUERY)} and {' '.join(DRIVER_QUERY)}; got {args}")
 
 
 if __name__ == "__main__":
