@@ -66,6 +66,24 @@ kueue_manifests() { # Kueue's CRDs and webhook configurations, from module $2 (i
     mv "$3/crds.partial" "$3/crds" && mv "$3/webhook.partial" "$3/webhook"
 }
 
+nfd_clientset() { # NFD's generated clientset under the import path the device plugin v0.17.4 uses, into $1/nfd-compat
+    # From sigs.k8s.io/node-feature-discovery's own module (nfd-compat/README.md says why): its
+    # api/generated/clientset/versioned without the fakes, the import path rewritten, and the serializer line as
+    # client-gen v0.31 writes it (the release builds with client-go v0.31.3, which lacks the newer helper).
+    local release=v0.17.3 from to=$1/nfd-compat/pkg/generated/clientset/versioned
+    from=$(cd "$1" && go mod download -json "sigs.k8s.io/node-feature-discovery@$release" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/api/generated/clientset/versioned
+    [ -d "$from" ] || { echo "components.sh: no generated clientset in sigs.k8s.io/node-feature-discovery@$release" >&2; exit 1; }
+    (cd "$from" && find . -name fake -prune -o -name '*.go' -print) | while read -r file; do
+        mkdir -p "$to/$(dirname "$file")"
+        sed -e 's#node-feature-discovery/api/generated/clientset/versioned#node-feature-discovery/pkg/generated/clientset/versioned#' \
+            -e 's#rest.CodecFactoryForGeneratedClient(scheme.Scheme, scheme.Codecs).WithoutConversion()#scheme.Codecs.WithoutConversion()#' \
+            "$from/$file" >"$to/$file"
+    done
+    grep -q '= scheme.Codecs.WithoutConversion()' "$to/typed/nfd/v1alpha1/nfd_client.go" \
+        || { echo "components.sh: NFD $release's clientset no longer has the serializer line herd rewrites" >&2; exit 1; }
+}
+
 build() { # component $1 (wrapper module in $2, pinning module $3) into cache dir $4, from packages $5
     local name=$1 dir=$2 module=$3 out=$4 packages=$5 version ldflags="" tags=selinux,notest binary
     version=$(version_of "$dir" "$module")
@@ -113,7 +131,15 @@ build() { # component $1 (wrapper module in $2, pinning module $3) into cache di
     rm -rf "$out.partial"
     mkdir -p "$out.partial/bin"
     # shellcheck disable=SC2086 # packages is a list
-    (cd "$dir" && CGO_ENABLED=$cgo go build $mode -trimpath -tags "$tags" -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
+    local src=$dir
+    if [ "$name" = nvidia ]; then
+        # The wrapper with NFD's generated clientset laid in from its module (never the repo): built from a copy.
+        src=$(mktemp -d)
+        cp -r "$dir/." "$src/"
+        nfd_clientset "$src"
+    fi
+    (cd "$src" && CGO_ENABLED=$cgo go build $mode -trimpath -tags "$tags" -ldflags "-s -w$ldflags" -o "$out.partial/bin/" $packages)
+    [ "$src" = "$dir" ] || rm -rf "$src"
     # go names the binary of go.etcd.io/etcd/server/v3 "server"; upstream ships it as etcd.
     if [ "$name" = etcd ]; then mv "$out.partial/bin/server" "$out.partial/bin/etcd"; fi
     if [ "$name" = kueue ]; then kueue_manifests "$dir" "$module" "$out.partial"; fi
