@@ -14,12 +14,11 @@ kubelet), ``HERD_COMPONENTS_BIN`` (where the binaries are), ``HERD_IMAGE_CACHE``
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ml_jobs.errors import HerdError
+from ml_jobs import command_line
 
 if TYPE_CHECKING:
     from herd_local.cluster import LocalCluster
@@ -33,7 +32,6 @@ app = typer.Typer(
 )
 
 EXIT_NOT_THERE = 1
-EXIT_USER_ERROR = 2
 
 
 def _cluster() -> LocalCluster:
@@ -131,13 +129,7 @@ def images(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``herd-local`` console script."""
-    try:
-        app(args=argv, standalone_mode=True, prog_name="herd-local")
-    except HerdError as e:
-        if os.environ.get("HERD_DEBUG"):
-            raise
-        print(f"herd-local: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    command_line.run(app, "herd-local", argv)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,13 @@ servers (a line per flavor and resource). ``HERD_DEBUG=1`` shows tracebacks.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from herd_ops._runner import OpsError
-from ml_jobs.errors import HerdError
+from ml_jobs import command_line
 
 app = typer.Typer(
     name="herd-ops",
@@ -28,7 +26,6 @@ app = typer.Typer(
 
 EXIT_HOSTS_FAILED = 1
 EXIT_SHARES_DO_NOT_FIT = 1
-EXIT_USER_ERROR = 2
 
 
 def _extravars(pairs: list[str]) -> dict[str, str]:
@@ -115,13 +112,7 @@ def playbooks() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``herd-ops`` console script."""
-    try:
-        app(args=argv, standalone_mode=True)
-    except HerdError as e:
-        if os.environ.get("HERD_DEBUG"):
-            raise
-        print(f"herd-ops: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    command_line.run(app, "herd-ops", argv)
 
 
 if __name__ == "__main__":

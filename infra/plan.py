@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import string
 import sys
@@ -28,6 +27,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from infra import config
+from ml_jobs import command_line
 from ml_jobs.errors import HerdError
 from ml_jobs.user_yaml import YamlError, load_yaml
 
@@ -624,7 +624,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-EXIT_USER_ERROR = 2
 
 
 @app.command()
@@ -680,13 +679,7 @@ class StackFileError(HerdError):
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``herd-plan``: a ``HerdError`` is one line on stderr and exit status 2 (``HERD_DEBUG=1``
     for the traceback)."""
-    try:
-        app(args=argv, prog_name="herd-plan", standalone_mode=True)
-    except HerdError as e:
-        if os.environ.get("HERD_DEBUG"):
-            raise
-        print(f"herd-plan: {e}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    command_line.run(app, "herd-plan", argv)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ not pay for pydantic or YAML until a spec is actually read.
 
 The shared contract: the Pulumi program (``infra``), the operator's tools (``herd_ops``) and the local real cluster
 (``herd_local``) import from ml_jobs only its public modules — ``taxonomy`` (node labels and taints), ``queueing``
-(Kueue's names), ``priority``, ``rbac``, ``quantity`` (Kubernetes quantities), ``layout``, ``errors`` (the one
-error base, ``HerdError``), ``user_yaml``, ``spec`` and ``render``; never a module whose name starts with ``_``.
+(Kueue's names), ``priority``, ``rbac``, ``quantity`` (Kubernetes quantities), ``layout``, ``command_line`` (the
+one shape of every herd command line), ``errors`` (the one error base, ``HerdError``), ``user_yaml``, ``spec``,
+``render`` and ``kube``; never a module whose name starts with ``_``.
 tests/test_layering.py holds every package to that, and to its layer.
 """
 

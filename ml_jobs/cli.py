@@ -7,13 +7,9 @@ traceback unless ``HERD_DEBUG`` is set. Commands live in ``_cli_local`` (spec, r
 
 from __future__ import annotations
 
-import os
-import sys
-
 import typer
 
-from ml_jobs import _cli_cluster, _cli_local
-from ml_jobs.errors import HerdError
+from ml_jobs import _cli_cluster, _cli_local, command_line
 
 app = typer.Typer(
     name="ml-jobs",
@@ -26,18 +22,10 @@ app = typer.Typer(
 _cli_local.register(app)
 _cli_cluster.register(app)
 
-EXIT_USER_ERROR = 2
-
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ml-jobs`` console script."""
-    try:
-        app(args=argv, standalone_mode=True)
-    except HerdError as e:
-        if os.environ.get("HERD_DEBUG"):
-            raise
-        print(f"ml-jobs: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    command_line.run(app, "ml-jobs", argv)
 
 
 if __name__ == "__main__":

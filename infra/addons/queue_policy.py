@@ -26,7 +26,7 @@ from typing import Any
 
 import pulumi
 
-from infra.addons.team_policy import Check, declare, team_binding
+from infra.addons.team_policy import Check, create_rule, declare, policy_object, team_binding
 from infra.config import StackConfig
 from ml_jobs import queueing
 from ml_jobs.kube import results
@@ -46,7 +46,6 @@ PODS_POLICY = "herd-team-queue-pods"
 # Who creates a Job's pods: the Job controller, as kube-controller-manager runs it with
 # --use-service-account-credentials (kubeadm's default, and the local cluster's), or without.
 JOB_CONTROLLER_USERS = ("system:serviceaccount:kube-system:job-controller", "system:kube-controller-manager")
-_MANAGED = {"app.kubernetes.io/managed-by": "herd"}
 _LABEL = json.dumps(queueing.QUEUE_LABEL)
 _C = "variables.c"  # the pod's one container
 
@@ -156,19 +155,18 @@ def _var(name: str) -> str:
     return "reader_" + name.replace("-", " ").replace(" ", "_")
 
 
-def _rule(group: str, resources: list[str]) -> dict[str, Any]:
-    return {"apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": resources}
-
-
 def policies(cfg: StackConfig) -> list[dict[str, Any]]:
     """The two ValidatingAdmissionPolicies, as the API server receives them."""
     checked = checks(cfg)
     queue = {"name": "queue", "expression": _queue_of_namespace(cfg)}
     shape = [{"name": _var(name), "expression": expr} for name, expr in _reader_shape().items()]
     specs: dict[str, dict[str, Any]] = {
-        JOBS_POLICY: {"matchConstraints": {"resourceRules": [_rule("batch", ["jobs"])]}, "variables": [queue]},
+        JOBS_POLICY: {
+            "matchConstraints": {"resourceRules": [create_rule("batch", ["jobs"])]},
+            "variables": [queue],
+        },
         PODS_POLICY: {
-            "matchConstraints": {"resourceRules": [_rule("", ["pods"])]},
+            "matchConstraints": {"resourceRules": [create_rule("", ["pods"])]},
             # A Job's pods are the Job controller's to create: the Job went through the queue already.
             "matchConditions": [
                 {
@@ -179,27 +177,7 @@ def policies(cfg: StackConfig) -> list[dict[str, Any]]:
             "variables": [queue, {"name": "c", "expression": "object.spec.containers[0]"}, *shape],
         },
     }
-    out = []
-    for name, matched in specs.items():
-        spec = {"failurePolicy": "Fail", **matched}  # a check that cannot be evaluated refuses
-        spec["validations"] = [
-            {
-                "expression": c.expression,
-                "messageExpression": c.message_expression,
-                "message": c.message,
-                "reason": "Forbidden",
-            }
-            for c in checked[name]
-        ]
-        out.append(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingAdmissionPolicy",
-                "metadata": {"name": name, "labels": dict(_MANAGED)},
-                "spec": spec,
-            }
-        )
-    return out
+    return [policy_object(name, matched, checked[name]) for name, matched in specs.items()]
 
 
 def bindings(cfg: StackConfig) -> list[dict[str, Any]]:

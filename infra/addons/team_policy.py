@@ -120,8 +120,26 @@ def checks(cfg: StackConfig) -> dict[str, list[Check]]:
     return {VOLUMES_POLICY: volumes, CLAIMS_POLICY: claims}
 
 
-def _rule(group: str, resources: list[str]) -> dict[str, Any]:
+def create_rule(group: str, resources: list[str]) -> dict[str, Any]:
+    """A policy's match rule: creating ``resources`` of API group ``group`` (v1)."""
     return {"apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": resources}
+
+
+def policy_object(name: str, matched: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
+    """The ValidatingAdmissionPolicy ``name``: what it matches (``matched``: matchConstraints, and variables or
+    matchConditions where it has them) and a validation per check, each refusing as Forbidden. A check that
+    cannot be evaluated refuses too (failurePolicy Fail): herd's policies keep teams apart and to their queues."""
+    validations = [
+        {"expression": c.expression, "messageExpression": c.message_expression, "message": c.message,
+         "reason": "Forbidden"}
+        for c in checks
+    ]  # fmt: skip
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": dict(_MANAGED)},
+        "spec": {"failurePolicy": "Fail", **matched, "validations": validations},
+    }
 
 
 def policies(cfg: StackConfig) -> list[dict[str, Any]]:
@@ -129,37 +147,17 @@ def policies(cfg: StackConfig) -> list[dict[str, Any]]:
     checked = checks(cfg)
     matched = {
         VOLUMES_POLICY: (
-            [_rule("", ["pods"]), _rule("batch", ["jobs"])],
+            [create_rule("", ["pods"]), create_rule("batch", ["jobs"])],
             [{"name": "volumes", "expression": _VOLUMES}],
         ),
-        CLAIMS_POLICY: ([_rule("", ["persistentvolumeclaims"])], []),
+        CLAIMS_POLICY: ([create_rule("", ["persistentvolumeclaims"])], []),
     }
     out = []
     for name, (rules, variables) in matched.items():
-        spec: dict[str, Any] = {
-            # If a check cannot be evaluated, refuse: the policies exist to keep teams apart.
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": rules},
-        }
+        spec: dict[str, Any] = {"matchConstraints": {"resourceRules": rules}}
         if variables:
             spec["variables"] = variables
-        spec["validations"] = [
-            {
-                "expression": c.expression,
-                "messageExpression": c.message_expression,
-                "message": c.message,
-                "reason": "Forbidden",
-            }
-            for c in checked[name]
-        ]
-        out.append(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingAdmissionPolicy",
-                "metadata": {"name": name, "labels": dict(_MANAGED)},
-                "spec": spec,
-            }
-        )
+        out.append(policy_object(name, spec, checked[name]))
     return out
 
 

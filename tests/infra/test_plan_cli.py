@@ -84,12 +84,14 @@ def test_bad_stack_file_is_refused_in_one_line_naming_the_key(tmp_path):
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0] == (f"herd-plan: {stack}: herd:pools[0].maxSize: Input should be greater than or equal to 1")
+    assert lines[0] == (
+        f"herd-plan: error: {stack}: herd:pools[0].maxSize: Input should be greater than or equal to 1"
+    )
 
 
 BAD_FILES = [
-    # (id, stack file text, the one line herd-plan prints after "herd-plan: <file>: "). Where the line names a
-    # herd: key, the text's config is merged over the example stack's, so only that key is wrong.
+    # (id, stack file text, the one line herd-plan prints after "herd-plan: error: <file>: "). Where the line
+    # names a herd: key, the text's config is merged over the example stack's, so only that key is wrong.
     (
         "yaml-bad-indent",
         "config:\n  herd:clusterName: lab\n   herd:awsRegion: eu-central-1\n",
@@ -154,7 +156,7 @@ def test_bad_stack_files_are_refused_in_one_line_naming_the_file_once(tmp_path, 
         stack.write_text(yaml.safe_dump({"config": {**example, **yaml.safe_load(text)["config"]}}))
     result = herd_plan(str(stack), "--project", str(REPO / "Pulumi.yaml"))
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
-    assert result.stderr.splitlines() == [f"herd-plan: {stack}: {line}"]
+    assert result.stderr.splitlines() == [f"herd-plan: error: {stack}: {line}"]
 
 
 def test_six_zones_of_us_east_1_are_planned(tmp_path):
