@@ -77,8 +77,8 @@ def test_it_declares_the_add_ons_and_the_teams(onprem_plan):
         "PersistentVolumeClaim": 2,
         "StorageClass": 1,
         "PriorityClass": 3,
-        "ValidatingAdmissionPolicy": 2,
-        "ValidatingAdmissionPolicyBinding": 2,
+        "ValidatingAdmissionPolicy": 4,  # the teams' storage (2) and their queues (2)
+        "ValidatingAdmissionPolicyBinding": 4,
         "ResourceFlavor": 2,  # on-prem only: onprem and onprem-gpu
         "ClusterQueue": 2,
         "LocalQueue": 2,
