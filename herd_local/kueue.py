@@ -80,9 +80,10 @@ def config(ports: Ports, webhook_certs: Path, *, manage_jobs_without_queue: bool
     ``manage_jobs_without_queue`` (a cluster without the teams' LocalQueues) Kueue leaves unlabelled Jobs alone."""
     from infra.addons.queues import KUEUE_NAMESPACE, manager_config
 
+    herd = manager_config()
     return {
-        **manager_config(),
-        "manageJobsWithoutQueueName": manage_jobs_without_queue and manager_config()["manageJobsWithoutQueueName"],
+        **herd,
+        "manageJobsWithoutQueueName": manage_jobs_without_queue and herd["manageJobsWithoutQueueName"],
         "namespace": KUEUE_NAMESPACE,
         "internalCertManagement": {"enable": False},
         "webhook": {"host": "127.0.0.1", "port": ports.kueue_webhooks, "certDir": str(webhook_certs)},
